@@ -1,0 +1,1 @@
+"""Replay stored factflow artefacts into queues and recover failed executions."""

@@ -1,0 +1,179 @@
+"""Typed, read-only views of what the execution store holds (returned by every store method)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ExecutionEvent",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "RecoveryRecord",
+    "ReplayRecord",
+    "ReplaySource",
+    "ReplayState",
+    "StageLineage",
+    "StageStatus",
+]
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutionStatus(enum.StrEnum):
+    """Lifecycle of an execution.
+
+    PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED; FAILED → RECOVERING → RUNNING (a
+    recovery published its init message); FAILED → NEEDS_ATTENTION (recovery limit reached).
+    REGISTERED marks an execution recorded from another deployment's stored artefacts.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    RECOVERING = "RECOVERING"
+    CANCELLED = "CANCELLED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+    REGISTERED = "REGISTERED"
+
+
+#: Statuses after which nothing happens without someone asking.
+FINISHED_STATUSES = frozenset(
+    {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.NEEDS_ATTENTION,
+        ExecutionStatus.REGISTERED,
+    }
+)
+
+
+class StageStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class ReplayState(enum.StrEnum):
+    PLANNED = "PLANNED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class ReplaySource(_Record):
+    """Provenance of a child execution created by a cross-pipeline replay."""
+
+    replay_id: str
+    parent_execution_id: str
+    source_route: str
+    from_stage: str
+    to_route: str
+    queue: str
+    total: int = 0
+    confirmed: int = 0
+    bytes: int = 0
+    match: str | None = None
+    limit: int | None = None
+    reason: str | None = None
+    dagster_run_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ExecutionRecord(_Record):
+    id: str
+    pipeline: str
+    pipeline_version: str
+    snapshot: str = Field(repr=False)
+    status: ExecutionStatus
+    origin: str
+    parent_id: str | None
+    replay_source: ReplaySource | None
+    attempt: int
+    failure_count: int
+    recovery_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class StageLineage(_Record):
+    execution_id: str
+    route: str
+    stage: str
+    position: int
+    status: StageStatus
+    attempt: int
+    inputs_expected: int | None
+    inputs_processed: int
+    artefact_count: int
+    bytes: int
+    end_sent: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    note: dict[str, Any] | None
+
+
+class ReplayRecord(_Record):
+    replay_id: str
+    source_execution_id: str
+    child_execution_id: str | None
+    source_route: str
+    from_stage: str
+    to_route: str
+    queue: str
+    state: ReplayState
+    total: int
+    bytes_total: int
+    confirmed: int
+    bytes_confirmed: int
+    first_key: str | None
+    last_key: str | None
+    last_confirmed_key: str | None
+    request: dict[str, Any]
+    dagster_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class RecoveryRecord(_Record):
+    execution_id: str
+    attempt: int
+    failure_count: int
+    restart_route: str
+    restart_stage: str
+    init_message_id: str
+    state: str
+    reason: str | None
+    requested_by: str | None
+    dagster_run_id: str | None
+    created_at: datetime
+    error: str | None
+
+
+class ExecutionEvent(_Record):
+    """One entry of the store's change log, read by sensors with a cursor (``seq``)."""
+
+    seq: int
+    execution_id: str
+    kind: str
+    status: str | None
+    route: str | None
+    stage: str | None
+    at: datetime
+    data: dict[str, Any] | None

@@ -1,0 +1,20 @@
+"""The execution store: executions, lineage, replays and recoveries in one SQL database."""
+
+from __future__ import annotations
+
+__all__ = ["ExecutionStore"]
+
+from ._executions import ExecutionsMixin
+from ._recoveries import RecoveriesMixin
+from ._replays import ReplaysMixin
+
+
+class ExecutionStore(ExecutionsMixin, RecoveriesMixin, ReplaysMixin):
+    """SQLAlchemy 2 store; SQLite file by default, PostgreSQL by URL; migrated by Alembic.
+
+    Safe for concurrent writers in several processes: SQLite runs in WAL mode with
+    ``BEGIN IMMEDIATE``; state changes are conditional updates inside one transaction; the
+    change log commits in ``seq`` order (see :meth:`StoreBase._tx`).
+
+    >>> store = ExecutionStore("sqlite:///state/executions.db")  # doctest: +SKIP
+    """

@@ -1,0 +1,1 @@
+"""Queues: confirmed publishing (RabbitMQ, embedded SQLite) and consuming for the runtime."""

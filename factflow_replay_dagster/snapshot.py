@@ -1,0 +1,260 @@
+"""The pipeline config snapshot: routes, queues and ordered stages, stored with every execution.
+
+Replay and recovery resolve routes and queues from the snapshot an execution ran with, never
+from today's config files: two configs can give the same route name different queues.
+The format is documented in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigSnapshot", "PipelineConfig", "RouteConfig", "StageConfig", "StageRef"]
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import AmbiguousStageError, SnapshotError, UnknownRouteError, UnknownStageError
+from .ids import validate_id
+
+
+def _id(kind: str) -> AfterValidator:
+    return AfterValidator(lambda value: validate_id(value, kind=kind))  # type: ignore[arg-type]
+
+
+RouteName = Annotated[str, _id("route")]
+StageName = Annotated[str, _id("stage")]
+QueueName = Annotated[str, _id("queue")]
+
+
+class StageConfig(BaseModel):
+    """One stage: a name, the callable the reference runtime runs, and optionally its own queue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StageName
+    callable: str | None = Field(
+        default=None,
+        description="`module:function` run by the reference runtime; None for stages run "
+        "by another deployment.",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    )
+    queue: QueueName | None = Field(
+        default=None, description="The queue this stage consumes; see RouteConfig.stage_queue."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Passed to the callable.")
+
+
+class RouteConfig(BaseModel):
+    """A route: the queue it consumes from, its ordered stages, and where its output goes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: RouteName
+    queue: QueueName = Field(description="The queue the route's first stage consumes from.")
+    stages: list[StageConfig] = Field(min_length=1)
+    forward_to: RouteName | None = Field(
+        default=None, description="Route whose queue receives this route's last-stage artefacts."
+    )
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> Self:
+        names = [stage.name for stage in self.stages]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"route {self.name!r} repeats stages {duplicates}")
+        first = self.stages[0]
+        if first.queue is not None and first.queue != self.queue:
+            raise ValueError(
+                f"route {self.name!r}: its first stage {first.name!r} consumes the route's queue "
+                f"{self.queue!r}, so it cannot name another ({first.queue!r})"
+            )
+        return self
+
+    def stage_names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    def stage(self, name: str) -> StageConfig:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def stage_queue(self, name: str) -> str:
+        """The queue stage ``name`` consumes: its own, the route's for the first stage, else
+        ``<route queue>.<stage>``."""
+        stage = self.stage(name)
+        if stage.queue is not None:
+            return stage.queue
+        if stage is self.stages[0]:
+            return self.queue
+        return f"{self.queue}.{stage.name}"
+
+
+class StageRef(BaseModel):
+    """A stage of a route, optionally of a given execution: where artefacts are stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    execution_id: Annotated[str, _id("execution")]
+    route: RouteName
+    stage: StageName
+
+
+class PipelineConfig(BaseModel):
+    """A whole pipeline: name, version and routes. Loaded from YAML (see docs/protocol.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline: Annotated[str, _id("pipeline")]
+    version: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    routes: list[RouteConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> Self:
+        names = [route.name for route in self.routes]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"pipeline {self.pipeline!r} repeats routes {duplicates}")
+        queues: dict[str, str] = {}
+        for route in self.routes:
+            if route.forward_to is not None and route.forward_to not in names:
+                raise ValueError(
+                    f"route {route.name!r} forwards to unknown route {route.forward_to!r} "
+                    f"(routes: {', '.join(names)})"
+                )
+            for stage in route.stages:
+                queue = route.stage_queue(stage.name)
+                owner = f"{route.name}/{stage.name}"
+                if queue in queues:
+                    raise ValueError(f"queue {queue!r} is used by both {queues[queue]} and {owner}")
+                queues[queue] = owner
+        for route in self.routes:  # forward_to must not loop
+            seen, current = {route.name}, route.forward_to
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"routes forward in a cycle through {current!r}")
+                seen.add(current)
+                current = self.route(current).forward_to
+        return self
+
+    def route_names(self) -> list[str]:
+        return [route.name for route in self.routes]
+
+    def route(self, name: str) -> RouteConfig:
+        for route in self.routes:
+            if route.name == name:
+                return route
+        raise KeyError(name)
+
+    def has_route(self, name: str) -> bool:
+        return name in self.route_names()
+
+    def iter_stages(self) -> Iterator[tuple[RouteConfig, StageConfig]]:
+        for route in self.routes:
+            for stage in route.stages:
+                yield route, stage
+
+    def queues(self) -> list[str]:
+        """Every queue the pipeline's stages consume, in route and stage order."""
+        return [route.stage_queue(stage.name) for route, stage in self.iter_stages()]
+
+    def entry_route(self) -> RouteConfig:
+        """The route no other route forwards into (the first one if several)."""
+        targets = {route.forward_to for route in self.routes}
+        for route in self.routes:
+            if route.name not in targets:
+                return route
+        return self.routes[0]  # pragma: no cover - cycles are rejected above
+
+    def downstream(self, route: str, stage: str) -> list[tuple[str, str]]:
+        """``(route, stage)`` itself and everything after it: the rest of its route, then the
+        routes it forwards into, in order."""
+        current = self.route(route)
+        names = current.stage_names()
+        chain = [(current.name, name) for name in names[names.index(stage) :]]
+        while current.forward_to is not None:
+            current = self.route(current.forward_to)
+            chain.extend((current.name, name) for name in current.stage_names())
+        return chain
+
+    def next_stage(self, route: str, stage: str) -> tuple[str, str] | None:
+        """Where ``route/stage``'s artefacts go next, or None at the end of the pipeline."""
+        chain = self.downstream(route, stage)
+        return chain[1] if len(chain) > 1 else None
+
+    def previous_stage(self, route: str, stage: str) -> tuple[str, str] | None:
+        """The stage whose artefacts ``route/stage`` consumes, or None for a source stage."""
+        current = self.route(route)
+        names = current.stage_names()
+        index = names.index(stage)
+        if index > 0:
+            return current.name, names[index - 1]
+        for other in self.routes:
+            if other.forward_to == route:
+                return other.name, other.stages[-1].name
+        return None
+
+
+class ConfigSnapshot(BaseModel):
+    """A pipeline config together with the exact text it was loaded from (kept verbatim)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    config: PipelineConfig
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "<snapshot>") -> ConfigSnapshot:
+        """Parse YAML ``text``; a :class:`SnapshotError` says what is wrong and where."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SnapshotError(f"{source}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SnapshotError(f"{source}: a pipeline config must be a YAML mapping")
+        try:
+            config = PipelineConfig.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SnapshotError(f"{source}: invalid pipeline config: {problems}") from None
+        return cls(text=text, config=config)
+
+    @classmethod
+    def load(cls, path: Path | str) -> ConfigSnapshot:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SnapshotError(f"cannot read pipeline config {path}: {exc.strerror}") from None
+        return cls.parse(text, source=str(path))
+
+    # -- resolution with errors that name the execution -------------------------------------
+
+    def resolve_route(self, execution_id: str, route: str) -> RouteConfig:
+        validate_id(route, kind="route")
+        if not self.config.has_route(route):
+            raise UnknownRouteError(execution_id, route, self.config.route_names())
+        return self.config.route(route)
+
+    def resolve_stage(self, execution_id: str, stage: str, *, route: str | None = None) -> str:
+        """The route holding ``stage``: ``route`` if given (checked), else the only one."""
+        validate_id(stage, kind="stage")
+        if route is not None:
+            found = self.resolve_route(execution_id, route)
+            if stage not in found.stage_names():
+                raise UnknownStageError(execution_id, stage, found.stage_names(), route=route)
+            return found.name
+        routes = [r.name for r in self.config.routes if stage in r.stage_names()]
+        if not routes:
+            every = [f"{r.name}/{s.name}" for r, s in self.config.iter_stages()]
+            raise UnknownStageError(execution_id, stage, every)
+        if len(routes) > 1:
+            raise AmbiguousStageError(execution_id, stage, routes)
+        return routes[0]

@@ -1,0 +1,100 @@
+"""The artefact store interface: list, read, write and check objects under the storage layout."""
+
+from __future__ import annotations
+
+__all__ = ["ArtefactStore", "ObjectInfo", "check_key", "check_prefix"]
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+from ..errors import ArtefactNotFoundError, InvalidIdError
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One stored object, as a listing returns it.
+
+    ``key`` is relative to the store's root (``executions/<execution>/...``); ``etag`` is the
+    hex MD5 of the content for single-part objects (the S3 convention, also used locally).
+    """
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+def check_prefix(prefix: str) -> str:
+    """Reject prefixes that could escape the store's root (absolute, ``..``, NUL)."""
+    if prefix.startswith("/") or "\x00" in prefix or "\\" in prefix:
+        raise InvalidIdError("object", prefix, "a storage prefix must be relative and plain")
+    if any(part in ("..", ".") for part in prefix.split("/")):
+        raise InvalidIdError("object", prefix, "contains '..' or '.' (path traversal)")
+    return prefix
+
+
+def check_key(key: str) -> str:
+    """Like :func:`check_prefix`, and a key must name an object (no empty segment)."""
+    check_prefix(key)
+    if not key or any(part == "" for part in key.split("/")):
+        raise InvalidIdError("object", key, "a key must not be empty or have empty segments")
+    return key
+
+
+class ArtefactStore(abc.ABC):
+    """Where stages store artefacts; the source of truth replay reads from.
+
+    Implementations: :class:`~factflow_replay_dagster.storage.local.LocalArtefactStore`
+    (a folder) and :class:`~factflow_replay_dagster.storage.s3.S3ArtefactStore` (boto3).
+    Keys are validated with :func:`check_key`; a missing object raises
+    :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError` naming the location and key.
+    """
+
+    #: A human description of where objects live (``s3://bucket/prefix``, ``folder /path``),
+    #: used in errors; it never contains a secret.
+    location: str
+
+    @abc.abstractmethod
+    def list(self, prefix: str, *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Stream the objects whose key starts with ``prefix`` in lexicographic key order.
+
+        ``start_after`` skips every key up to and including it (resume). Memory stays bounded
+        whatever the number of objects: results are fetched page by page.
+        """
+
+    @abc.abstractmethod
+    def read(self, key: str) -> bytes:
+        """Return one object's bytes."""
+
+    @abc.abstractmethod
+    def write(self, key: str, data: bytes) -> ObjectInfo:
+        """Store ``data`` under ``key`` atomically (a reader never sees half an object)."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Return one object's size, etag and modification time."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is stored."""
+        try:
+            self.stat(key)
+        except ArtefactNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release clients; the default holds nothing."""
+
+    def __enter__(self) -> ArtefactStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
