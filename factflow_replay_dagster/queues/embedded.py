@@ -1,0 +1,347 @@
+"""A durable queue in one SQLite file: the zero-setup broker for local use and the demo.
+
+Same contract as RabbitMQ: a message counts as sent once its insert is committed
+(WAL, ``synchronous=FULL``); publishing to an undeclared queue fails before anything is
+inserted; delivery is at least once, through leases. A consumer claims a message by setting
+a random ``lease_token`` and ``leased_until``; :meth:`EmbeddedDelivery.ack` deletes the row
+only while that token is still there. A consumer that dies holds its leases until they
+expire (``lease_seconds``); then the messages are delivered again.
+
+Choices:
+
+* Settling a delivery whose lease was lost (it expired and another consumer claimed the
+  message, or the queue was purged) raises :class:`~factflow_replay_dagster.errors.QueueError`
+  for :meth:`~EmbeddedDelivery.ack` and ``nack(requeue=False)``, as RabbitMQ refuses an
+  unknown delivery tag. ``nack(requeue=True)`` of a lost lease only logs: the message is
+  being delivered again, which is what was asked.
+* ``nack(requeue=False)`` moves the message to the ``dead`` table (see :meth:`dead_count`).
+* Settling the same delivery twice raises ``QueueError``.
+* A handler that runs longer than ``lease_seconds`` (60 s by default) sees its message
+  delivered again elsewhere; raise ``lease_seconds`` for slow handlers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EmbeddedDelivery", "EmbeddedQueue"]
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from factflow_replay_dagster.errors import InvalidInputError, QueueError, QueueNotFoundError
+from factflow_replay_dagster.ids import validate_id
+from factflow_replay_dagster.queues import _embedded_db as db
+from factflow_replay_dagster.queues._embedded_delivery import EmbeddedDelivery, LeaseBook
+from factflow_replay_dagster.queues.base import (
+    ConfirmCallback,
+    OutgoingMessage,
+    PublishOutcome,
+    QueueConsumer,
+    QueuePublisher,
+    StopCallback,
+)
+
+logger = logging.getLogger(__name__)
+
+#: A pending batch older than this is committed when the next message arrives, so a slow
+#: message source still sees its messages confirmed promptly.
+_MAX_BATCH_DELAY = 0.5
+#: Longest sleep between polls of an empty queue.
+_MAX_POLL_INTERVAL = 0.5
+#: A buffered delivery whose lease ends within this many seconds is released, not yielded.
+_LEASE_MARGIN = 1.0
+
+
+class EmbeddedQueue(QueuePublisher, QueueConsumer):
+    """Publisher and consumer over one SQLite file; safe across threads and processes.
+
+    Each thread gets its own connection. Nothing is opened until first use; the file, its
+    directory and the schema are then created if missing.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 0.05,
+        batch_size: int = 200,
+    ) -> None:
+        if lease_seconds <= 0 or poll_interval <= 0 or batch_size < 1:
+            raise InvalidInputError(
+                "EmbeddedQueue needs lease_seconds > 0, poll_interval > 0 and batch_size >= 1 "
+                f"(got {lease_seconds}, {poll_interval}, {batch_size})"
+            )
+        self.path = Path(path).expanduser().resolve()
+        self.broker = f"embedded:{self.path}"
+        self.lease_seconds = float(lease_seconds)
+        self.poll_interval = float(poll_interval)
+        self.batch_size = int(batch_size)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[db.Connection] = weakref.WeakSet()
+        self._generation = 0
+        self._schema_ready = False
+        self._leases = LeaseBook(self._connection, self.broker)
+
+    def __repr__(self) -> str:
+        return f"EmbeddedQueue({str(self.path)!r})"
+
+    # -- connections --------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema ensured) on first use."""
+        conn: db.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "generation", -1) == self._generation:
+            return conn
+        conn = db.connect(self.path, self.broker)
+        with self._lock:
+            if not self._schema_ready:
+                try:
+                    db.ensure_schema(conn, self.broker)
+                except QueueError:
+                    conn.close()
+                    raise
+                self._schema_ready = True
+            self._connections.add(conn)
+            self._local.conn = conn
+            self._local.generation = self._generation
+        return conn
+
+    def _fail(self, action: str, exc: sqlite3.Error, *, confirmed: int = 0) -> QueueError:
+        return QueueError(
+            f"embedded queue {self.broker}: {action} failed: {exc}", confirmed=confirmed
+        )
+
+    def close(self) -> None:
+        """Release this object's unsettled leases (redelivered at once), close connections.
+
+        Using the queue again afterwards opens new connections.
+        """
+        try:
+            self._leases.release_all()
+        finally:
+            with self._lock:
+                connections, self._connections = list(self._connections), weakref.WeakSet()
+                self._generation += 1
+            for conn in connections:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:  # pragma: no cover - closing is best effort
+                    logger.warning("embedded queue %s: closing failed: %s", self.broker, exc)
+
+    # -- queues -------------------------------------------------------------------------
+
+    def declare_queue(self, queue: str) -> None:
+        """Create ``queue`` if it does not exist (idempotent)."""
+        validate_id(queue, kind="queue")
+        conn = self._connection()
+        try:
+            with db.write_transaction(conn):
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)",
+                    (queue, time.time()),
+                )
+        except sqlite3.Error as exc:
+            raise self._fail(f"declaring queue {queue!r}", exc) from exc
+        if cursor.rowcount:
+            logger.info("embedded queue %s: declared queue %r", self.broker, queue)
+
+    def check_queue(self, queue: str) -> None:
+        """Raise :class:`QueueNotFoundError` unless ``queue`` was declared."""
+        try:
+            row = self._connection().execute("SELECT 1 FROM queues WHERE name = ?", (queue,))
+            found = row.fetchone() is not None
+        except sqlite3.Error as exc:
+            raise self._fail(f"checking queue {queue!r}", exc) from exc
+        if not found:
+            raise QueueNotFoundError(queue, self.broker)
+
+    def queues(self) -> list[str]:
+        """The declared queues, sorted by name."""
+        try:
+            rows = self._connection().execute("SELECT name FROM queues ORDER BY name").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail("listing queues", exc) from exc
+        return [str(name) for (name,) in rows]
+
+    def depth(self, queue: str) -> int:
+        """How many messages ``queue`` holds, ready or leased (not settled, not dead)."""
+        return self._count("messages", queue)
+
+    def dead_count(self, queue: str) -> int:
+        """How many messages of ``queue`` were rejected with ``nack(requeue=False)``."""
+        return self._count("dead", queue)
+
+    def _count(self, table: str, queue: str) -> int:
+        self.check_queue(queue)
+        try:
+            sql = f"SELECT count(*) FROM {table} WHERE queue = ?"  # noqa: S608 - fixed names
+            return int(self._connection().execute(sql, (queue,)).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._fail(f"counting {table} of queue {queue!r}", exc) from exc
+
+    def purge(self, queue: str) -> int:
+        """Delete every message of ``queue``, leased ones too; return how many went."""
+        self.check_queue(queue)
+        conn = self._connection()
+        try:
+            with db.write_transaction(conn):
+                purged = conn.execute("DELETE FROM messages WHERE queue = ?", (queue,)).rowcount
+        except sqlite3.Error as exc:
+            raise self._fail(f"purging queue {queue!r}", exc) from exc
+        logger.info("embedded queue %s: purged %d messages from %r", self.broker, purged, queue)
+        return int(purged)
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(
+        self,
+        queue: str,
+        messages: Iterable[OutgoingMessage],
+        *,
+        on_confirmed: ConfirmCallback | None = None,
+        should_stop: StopCallback | None = None,
+        rate: float | None = None,
+    ) -> PublishOutcome:
+        """Insert ``messages`` in committed batches of ``batch_size``; see the base class.
+
+        A batch is also committed before any rate-limit sleep, and when a message arrives
+        more than ``_MAX_BATCH_DELAY`` seconds after the batch's first, so a slow message
+        source does not hold confirmations back.
+        """
+        if rate is not None and rate <= 0:
+            raise InvalidInputError(f"rate must be positive messages per second, not {rate}")
+        self.check_queue(queue)
+        conn = self._connection()
+        interval = 1.0 / rate if rate else 0.0
+        pending: list[OutgoingMessage] = []
+        pending_since = 0.0
+        confirmed = 0
+        last_position: str | None = None
+        next_send = time.monotonic()
+
+        def flush() -> None:
+            nonlocal confirmed, last_position
+            if not pending:
+                return
+            batch = list(pending)
+            pending.clear()
+            try:
+                self._insert(conn, queue, batch)
+            except sqlite3.Error as exc:
+                raise self._fail(
+                    f"publishing {len(batch)} messages to {queue!r}", exc, confirmed=confirmed
+                ) from exc
+            confirmed += len(batch)
+            for message in batch:
+                if message.position is not None:
+                    last_position = message.position
+            if on_confirmed is not None:
+                on_confirmed(batch)
+
+        stopped = False
+        for message in messages:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            if interval:
+                wait = next_send - time.monotonic()
+                if wait > 0:
+                    flush()
+                    time.sleep(wait)
+                next_send = max(next_send + interval, time.monotonic() - interval)
+            if not pending:
+                pending_since = time.monotonic()
+            pending.append(message)
+            if len(pending) >= self.batch_size or (
+                time.monotonic() - pending_since >= _MAX_BATCH_DELAY
+            ):
+                flush()
+        flush()
+        if stopped:
+            logger.info(
+                "embedded queue %s: publishing to %r stopped after %d messages",
+                self.broker,
+                queue,
+                confirmed,
+            )
+        return PublishOutcome(confirmed=confirmed, stopped=stopped, last_position=last_position)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, queue: str, batch: Sequence[OutgoingMessage]) -> None:
+        now = time.time()
+        rows = [
+            (
+                queue,
+                m.message_id,
+                bytes(m.body),
+                json.dumps(m.headers, separators=(",", ":")),
+                m.content_type,
+                m.type,
+                now,
+            )
+            for m in batch
+        ]
+        with db.write_transaction(conn):
+            conn.executemany(
+                "INSERT INTO messages (queue, message_id, body, headers, content_type, type,"
+                " enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    # -- consuming ----------------------------------------------------------------------
+
+    def consume(
+        self, queues: Sequence[str], *, stop: threading.Event, prefetch: int = 16
+    ) -> Iterator[EmbeddedDelivery]:
+        """Yield deliveries from ``queues`` (FIFO by publish order across them) until ``stop``.
+
+        At most ``prefetch`` deliveries are unsettled at a time; they are claimed together in
+        one transaction. Claimed deliveries not yet yielded are released when the iteration
+        ends; yielded, unsettled ones when :meth:`close` is called or their lease expires.
+        """
+        names = list(dict.fromkeys(queues))
+        if not names:
+            raise InvalidInputError("consume needs at least one queue")
+        if prefetch < 1:
+            raise InvalidInputError(f"prefetch must be at least 1, not {prefetch}")
+        for name in names:
+            self.check_queue(name)
+        return self._consume(names, stop, prefetch)
+
+    def _consume(
+        self, names: list[str], stop: threading.Event, prefetch: int
+    ) -> Iterator[EmbeddedDelivery]:
+        buffer: list[EmbeddedDelivery] = []
+        outstanding: list[EmbeddedDelivery] = []
+        margin = min(_LEASE_MARGIN, self.lease_seconds / 10)
+        delay = self.poll_interval
+        try:
+            while not stop.is_set():
+                if not buffer:
+                    outstanding = [d for d in outstanding if not d.settled]
+                    room = prefetch - len(outstanding)
+                    if room > 0:
+                        buffer = self._leases.claim(names, room, self.lease_seconds)
+                    if not buffer:
+                        stop.wait(delay)
+                        delay = min(delay * 2, max(_MAX_POLL_INTERVAL, self.poll_interval))
+                        continue
+                    delay = self.poll_interval
+                delivery = buffer.pop(0)
+                if delivery.leased_until - time.time() < margin:
+                    # Too late to hand out: let the next claim (ours or another's) take it.
+                    self._leases.release([delivery])
+                    continue
+                delivery.handed_out = True
+                outstanding.append(delivery)
+                yield delivery
+        finally:
+            if buffer:
+                self._leases.release(buffer)
