@@ -1,0 +1,262 @@
+"""The artefact store on S3 (or any S3-compatible server), driven by a boto3 client it is handed."""
+
+from __future__ import annotations
+
+__all__ = ["S3ArtefactStore", "S3Config", "make_s3_client"]
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from factflow_replay_dagster.errors import ArtefactNotFoundError, SettingsError, StorageError
+from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ListObjectsV2RequestTypeDef
+
+AddressingStyle = Literal["auto", "virtual", "path"]
+
+#: Error codes S3 (and SeaweedFS) use for "no such object"; HEAD answers carry only the status.
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def _redact(text: str) -> str:
+    """Drop the ``user:password@`` part of any URL in ``text``."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Config:
+    """How to reach S3: the parameters of dagster-aws's ``S3Resource``, without Dagster.
+
+    Credentials left ``None`` fall through to boto3's default chain (environment, profile,
+    instance role). The secret and the session token never appear in ``repr``.
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    use_ssl: bool = True
+    verify: bool | str | None = None
+    max_attempts: int = 5
+    addressing_style: AddressingStyle | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Config:
+        """Read the standard AWS variables; empty values count as unset.
+
+        ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL``; the region is ``AWS_REGION``,
+        else ``AWS_DEFAULT_REGION``, else ``us-east-1``; ``AWS_MAX_ATTEMPTS`` and
+        ``AWS_CA_BUNDLE`` are honoured as boto3 itself would.
+        """
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                value = environ.get(name, "").strip()
+                if value:
+                    return value
+            return None
+
+        attempts = get("AWS_MAX_ATTEMPTS")
+        if attempts is None:
+            max_attempts = 5
+        elif attempts.isdigit() and int(attempts) >= 1:
+            max_attempts = int(attempts)
+        else:
+            raise SettingsError(f"AWS_MAX_ATTEMPTS={attempts!r} is not a positive integer")
+        return cls(
+            endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region_name=get("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+            aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=get("AWS_SESSION_TOKEN"),
+            verify=get("AWS_CA_BUNDLE"),
+            max_attempts=max_attempts,
+        )
+
+
+def make_s3_client(config: S3Config) -> S3Client:
+    """Build a boto3 S3 client as dagster-aws's ``construct_s3_client`` does.
+
+    Same parameters (region, endpoint, SSL, verify, credentials) and the same retry policy:
+    ``max_attempts`` with botocore's ``standard`` mode. No request is made here.
+    """
+    import boto3
+    from botocore.config import Config
+
+    options: dict[str, Any] = {"retries": {"max_attempts": config.max_attempts, "mode": "standard"}}
+    if config.addressing_style is not None:
+        options["s3"] = {"addressing_style": config.addressing_style}
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        region_name=config.region_name,
+        endpoint_url=config.endpoint_url,
+        use_ssl=config.use_ssl,
+        verify=config.verify,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+        aws_session_token=config.aws_session_token,
+        config=Config(**options),
+    )
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+class S3ArtefactStore(ArtefactStore):
+    """Objects in ``bucket`` under ``prefix``, through a boto3 client (e.g. ``S3Resource``'s).
+
+    Keys given and returned are relative to ``prefix``. Botocore errors are translated at this
+    boundary: a missing object becomes
+    :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError`, anything else a
+    :class:`~factflow_replay_dagster.errors.StorageError` naming the bucket and key.
+    A missing bucket on ``read``/``list`` is named as such; on ``stat`` S3 answers a bare 404,
+    so it reads as a missing object. The client is closed by :meth:`close` only when
+    ``close_client`` is true (the store does not own a client it was handed).
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        prefix: str = "",
+        page_size: int = 1000,
+        close_client: bool = False,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise SettingsError(f"invalid S3 bucket name {bucket!r}")
+        if not 1 <= page_size <= 1000:
+            raise SettingsError(f"page_size must be between 1 and 1000, not {page_size}")
+        prefix = check_prefix(prefix.strip("/"))
+        self._client = client
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.page_size = page_size
+        self.close_client = close_client
+        self.location = f"s3://{bucket}/{self.prefix}"
+
+    def __repr__(self) -> str:
+        return f"S3ArtefactStore({self.location!r}, page_size={self.page_size})"
+
+    # -- errors ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translating(self, action: str, key: str) -> Iterator[None]:
+        """Turn botocore exceptions into this package's storage errors naming bucket and key."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code") or "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _NOT_FOUND_CODES or (not code and status == 404):
+                raise ArtefactNotFoundError(self.location, key) from exc
+            if code == "NoSuchBucket":
+                raise StorageError(
+                    f"S3 bucket {self.bucket!r} does not exist (while trying to {action} "
+                    f"{key!r} in {self.location})"
+                ) from exc
+            message = _redact(str(error.get("Message") or ""))[:200]
+            raise StorageError(
+                f"S3 error {code or status} while trying to {action} {key!r} in bucket "
+                f"{self.bucket!r} ({self.location})" + (f": {message}" if message else "")
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"S3 request failed while trying to {action} {key!r} in bucket {self.bucket!r} "
+                f"({self.location}): {type(exc).__name__}: {_redact(str(exc))}"
+            ) from exc
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def list(self, prefix: str, *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        check_prefix(prefix)
+        return self._list(prefix, start_after)
+
+    def _list(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        request: ListObjectsV2RequestTypeDef = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix + prefix,
+            "MaxKeys": self.page_size,
+        }
+        if start_after and not start_after.startswith(prefix):
+            if start_after > prefix:
+                return  # every key under the prefix sorts before start_after
+            start_after = None  # every key under the prefix sorts after it
+        if start_after:
+            # Only sent when under the prefix: SeaweedFS returns nothing for one before it.
+            request["StartAfter"] = self.prefix + start_after
+        strip = len(self.prefix)
+        while True:
+            with self._translating("list", prefix):
+                page = self._client.list_objects_v2(**request)
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"][strip:],
+                    size=item["Size"],
+                    etag=_etag(item["ETag"]),
+                    last_modified=_utc(item["LastModified"]),
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            # The token carries the position; StartAfter only matters for the first page.
+            request.pop("StartAfter", None)
+            request["ContinuationToken"] = token
+
+    def read(self, key: str) -> bytes:
+        check_key(key)
+        with self._translating("read", key):
+            response = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            body = response["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
+
+    def write(self, key: str, data: bytes) -> ObjectInfo:
+        check_key(key)
+        with self._translating("write", key):
+            response = self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        # PUT returns no Last-Modified; the response date is the same second S3 records.
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            moment = parsedate_to_datetime(date) if date else datetime.now(UTC)
+        except (TypeError, ValueError):
+            moment = datetime.now(UTC)
+        return ObjectInfo(
+            key=key, size=len(data), etag=_etag(response["ETag"]), last_modified=_utc(moment)
+        )
+
+    def stat(self, key: str) -> ObjectInfo:
+        check_key(key)
+        with self._translating("stat", key):
+            response = self._client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            etag=_etag(response["ETag"]),
+            last_modified=_utc(response["LastModified"]),
+        )
+
+    def close(self) -> None:
+        if self.close_client:
+            self._client.close()
