@@ -18,6 +18,7 @@ __all__ = [
     "InitMessage",
     "artefact_message_id",
     "end_marker_id",
+    "forward_message_id",
     "init_message_id",
 ]
 
@@ -61,6 +62,12 @@ def _digest(*parts: str) -> str:
 def artefact_message_id(source_execution_id: str, key: str, etag: str) -> str:
     """Deterministic id of a stored artefact: the same object sent twice has the same id."""
     return f"art-{_digest(source_execution_id, key, etag)}"
+
+
+def forward_message_id(execution_id: str, attempt: int, key: str) -> str:
+    """Id of an artefact a running stage forwards: one per key per attempt, whatever its
+    content, so re-processing after a crash cannot count an output twice downstream."""
+    return f"fwd-{_digest(execution_id, str(attempt), key)}"
 
 
 def init_message_id(execution_id: str, attempt: int) -> str:
@@ -126,10 +133,16 @@ class ArtefactHeaders(BaseModel):
         )
 
     def message(
-        self, body: bytes, *, content_type: str = "application/octet-stream"
+        self,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        message_id: str | None = None,
     ) -> OutgoingMessage:
+        """The message carrying ``body``; its id defaults to :func:`artefact_message_id`."""
         return OutgoingMessage(
-            message_id=artefact_message_id(self.source_execution_id, self.object_key, self.etag),
+            message_id=message_id
+            or artefact_message_id(self.source_execution_id, self.object_key, self.etag),
             body=body,
             headers=self.to_headers(),
             content_type=content_type,

@@ -91,6 +91,7 @@ class Settings:
     broker_interval_max: float = 10.0
     recovery_max_attempts: int = 3
     progress_every: int = 100
+    embedded_lease_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +119,7 @@ class Settings:
             broker_interval_max=_float(env, "FACTFLOW_BROKER_INTERVAL_MAX", 10.0),
             recovery_max_attempts=_int(env, "FACTFLOW_RECOVERY_MAX_ATTEMPTS", 3, minimum=1),
             progress_every=_int(env, "FACTFLOW_PROGRESS_EVERY", 100, minimum=1),
+            embedded_lease_seconds=_float(env, "FACTFLOW_EMBEDDED_LEASE_SECONDS", 60.0),
         )
         settings.storage_kind()  # validate early, with a clear error
         settings.broker_kind()

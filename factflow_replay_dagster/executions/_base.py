@@ -29,6 +29,8 @@ class StoreBase:
         self.url = redact_url(url)
         self._engine: Engine = create_store_engine(url)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        reader = self._engine.execution_options(factflow_read=True)
+        self._read_sessions = sessionmaker(reader, expire_on_commit=False)
         if auto_migrate:
             self.migrate()
 
@@ -67,15 +69,17 @@ class StoreBase:
         self.close()
 
     @contextlib.contextmanager
-    def _tx(self, *, events: bool = False) -> Iterator[Session]:
-        """One transaction; with ``events``, the change-log lock is taken first.
+    def _tx(self, *, events: bool = False, read: bool = False) -> Iterator[Session]:
+        """One transaction; with ``events``, the change-log lock is taken first; ``read``
+        transactions must not write (on SQLite they take no write lock).
 
         On PostgreSQL the advisory lock makes change-log rows commit in ``seq`` order, so a
         sensor's cursor never skips a row that commits late. It is taken before any row lock,
         so it cannot deadlock with them. SQLite's BEGIN IMMEDIATE already serialises writers.
         """
         try:
-            with self._sessions.begin() as session:
+            sessions = self._read_sessions if read else self._sessions
+            with sessions.begin() as session:
                 if events and self.dialect == "postgresql":
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK})
                 yield session

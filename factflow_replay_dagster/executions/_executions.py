@@ -69,12 +69,12 @@ class ExecutionsMixin(StoreBase):
     def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The execution, or :class:`UnknownExecutionError`."""
         validate_id(execution_id, kind="execution")
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             return ExecutionRecord.model_validate(self._execution_row(session, execution_id))
 
     def find_execution(self, execution_id: str) -> ExecutionRecord | None:
         validate_id(execution_id, kind="execution")
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             row = session.get(Execution, execution_id)
             return None if row is None else ExecutionRecord.model_validate(row)
 
@@ -99,7 +99,7 @@ class ExecutionsMixin(StoreBase):
             query = query.where(Execution.pipeline == pipeline)
         if parent_id is not None:
             query = query.where(Execution.parent_id == parent_id)
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             rows = session.scalars(query.limit(limit)).all()
             return [ExecutionRecord.model_validate(row) for row in rows]
 
@@ -162,11 +162,11 @@ class ExecutionsMixin(StoreBase):
         query = select(Event).where(Event.seq > cursor).order_by(Event.seq).limit(limit)
         if kinds is not None:
             query = query.where(Event.kind.in_(list(kinds)))
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             return [ExecutionEvent.model_validate(row) for row in session.scalars(query).all()]
 
     def last_event_seq(self) -> int:
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             return int(session.scalar(select(func.coalesce(func.max(Event.seq), 0))) or 0)
 
     # -- counters ------------------------------------------------------------------------
@@ -183,6 +183,6 @@ class ExecutionsMixin(StoreBase):
             return int(session.execute(statement).scalar_one())
 
     def counter(self, execution_id: str, name: str) -> int:
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             row = session.get(Counter, (execution_id, name))
             return 0 if row is None else row.value

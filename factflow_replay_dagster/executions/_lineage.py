@@ -118,19 +118,19 @@ class LineageMixin(StoreBase):
     def lineage(self, execution_id: str) -> list[StageLineage]:
         """Every stage row of the execution, in pipeline order."""
         query = select(Stage).where(Stage.execution_id == execution_id).order_by(Stage.position)
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             self._execution_row(session, execution_id)
             return [StageLineage.model_validate(row) for row in session.scalars(query).all()]
 
     def stage_lineage(self, execution_id: str, route: str, stage: str) -> StageLineage | None:
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             row = session.get(Stage, (execution_id, route, stage))
             return None if row is None else StageLineage.model_validate(row)
 
     def is_processed(
         self, execution_id: str, route: str, stage: str, attempt: int, message_id: str
     ) -> bool:
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             key = (execution_id, route, stage, attempt, message_id)
             return session.get(ProcessedMessage, key) is not None
 

@@ -148,5 +148,5 @@ class RecoveriesMixin(LineageMixin):
         query = (
             select(Recovery).where(Recovery.execution_id == execution_id).order_by(Recovery.attempt)
         )
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             return [RecoveryRecord.model_validate(row) for row in session.scalars(query).all()]

@@ -76,7 +76,7 @@ class ReplaysMixin(StoreBase):
 
     def get_replay(self, replay_id: str) -> ReplayRecord:
         validate_id(replay_id, kind="replay")
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             row = session.get(Replay, replay_id)
             if row is None:
                 raise UnknownReplayError(replay_id)
@@ -90,7 +90,7 @@ class ReplaysMixin(StoreBase):
             query = query.where(Replay.source_execution_id == source_execution_id)
         if child_execution_id is not None:
             query = query.where(Replay.child_execution_id == child_execution_id)
-        with self._tx() as session:
+        with self._tx(read=True) as session:
             return [ReplayRecord.model_validate(row) for row in session.scalars(query).all()]
 
     def save_replay_progress(

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
 
 from ..errors import SettingsError
 from ..settings import redact_url
@@ -52,9 +51,11 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading a read
-    # lock, they queue on busy_timeout instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (IMMEDIATE): two processes never deadlock
+    # upgrading a read lock, they queue on busy_timeout instead. Readers (marked with the
+    # ``factflow_read`` execution option) take no lock and never wait for a writer in WAL.
+    read_only = conn.get_execution_options().get("factflow_read", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -69,7 +70,8 @@ def create_store_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+        # A small pool: the pragmas run once per connection, not once per transaction.
+        engine = create_engine(parsed, pool_size=4, max_overflow=8, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

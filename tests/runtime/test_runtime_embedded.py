@@ -1,0 +1,141 @@
+"""The reference runtime on embedded defaults: a full run, failures, de-duplication, a crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from factflow_replay_dagster.connect import Components, connect
+from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
+from factflow_replay_dagster.layout import stage_prefix
+from factflow_replay_dagster.messages import ArtefactHeaders
+from factflow_replay_dagster.pipelines import sample_config
+from factflow_replay_dagster.messages import forward_message_id
+from factflow_replay_dagster.runtime import Worker, run_pipeline, start_execution
+from factflow_replay_dagster.settings import Settings
+from factflow_replay_dagster.snapshot import ConfigSnapshot
+from factflow_replay_dagster.testing.workers import WorkerProcess
+
+STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"FACTFLOW_HOME": str(tmp_path / "home"), "FACTFLOW_EMBEDDED_LEASE_SECONDS": "3"}
+
+
+@pytest.fixture
+def components(env: dict[str, str]) -> Components:
+    with connect(Settings.from_env(env)) as opened:
+        yield opened
+
+
+@pytest.fixture
+def news() -> ConfigSnapshot:
+    return ConfigSnapshot.load(sample_config("news"))
+
+
+def stored_names(components: Components, execution_id: str, route: str, stage: str) -> list[str]:
+    prefix = stage_prefix(execution_id, route, stage)
+    return [info.key[len(prefix) :] for info in components.artefacts.list(prefix)]
+
+
+def test_news_runs_end_to_end(components: Components, news: ConfigSnapshot) -> None:
+    record = run_pipeline(components, news, timeout=120)
+    assert record.status is ExecutionStatus.SUCCEEDED
+    expected = [f"news-{i:04d}.json" for i in range(1, 241)]
+    for route, stage in STAGES:
+        assert stored_names(components, record.id, route, stage) == expected
+    lineage = components.executions.lineage(record.id)
+    assert [(row.route, row.stage, row.status, row.artefact_count) for row in lineage] == [
+        (route, stage, StageStatus.SUCCEEDED, 240) for route, stage in STAGES
+    ]
+    assert [row.inputs_processed for row in lineage] == [1, 240, 240, 240]
+    assert components.executions.counter(record.id, "fetch") == 240
+    assert components.executions.get_execution(record.id).snapshot == news.text
+
+
+def test_a_failing_stage_fails_the_execution_and_keeps_what_succeeded(
+    components: Components, news: ConfigSnapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACTFLOW_FAIL_STAGES", "enrich/annotate")
+    record = run_pipeline(components, news, timeout=120)
+    assert record.status is ExecutionStatus.FAILED
+    assert "enrich/annotate" in (record.error or "")
+    lineage = {(row.route, row.stage): row for row in components.executions.lineage(record.id)}
+    assert lineage["ingest", "parse"].status is StageStatus.SUCCEEDED
+    assert lineage["enrich", "annotate"].status is StageStatus.FAILED
+    assert "InjectedFailureError" in (lineage["enrich", "annotate"].error or "")
+    assert len(stored_names(components, record.id, "ingest", "parse")) == 240
+
+
+def test_a_duplicate_message_is_processed_once(components: Components, news: ConfigSnapshot) -> None:
+    record = run_pipeline(components, news, timeout=120)
+    # Send one of parse's artefacts to annotate again, with its original id and attempt.
+    key = f"{stage_prefix(record.id, 'ingest', 'parse')}news-0001.json"
+    info = components.artefacts.stat(key)
+    headers = ArtefactHeaders(
+        execution_id=record.id, attempt=1, route="enrich", stage="annotate",
+        source_execution_id=record.id, source_route="ingest", source_stage="parse",
+        object_key=key, etag=info.etag,
+    )  # fmt: skip
+    message = headers.message(components.artefacts.read(key),
+                              message_id=forward_message_id(record.id, 1, key))  # fmt: skip
+    components.publisher.publish("news.enrich", [message])
+    worker = Worker(components, ["news.enrich"])
+    stop = threading.Event()
+    with components.consumer() as consumer:
+        for delivery in consumer.consume(["news.enrich"], stop=stop):
+            assert delivery.message_id == message.message_id
+            worker.handle(delivery)
+            stop.set()
+    annotate = components.executions.stage_lineage(record.id, "enrich", "annotate")
+    assert annotate is not None
+    assert (annotate.inputs_processed, annotate.artefact_count) == (240, 240)
+    assert components.executions.get_execution(record.id).status is ExecutionStatus.SUCCEEDED
+
+
+def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(
+    tmp_path: Path, env: dict[str, str], components: Components
+) -> None:
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(
+        sample_config("news").read_text().replace(
+            "callable: factflow_replay_dagster.pipelines.news:annotate",
+            "callable: factflow_replay_dagster.pipelines.news:annotate\n        options: {delay_ms: 15}",
+        )
+    )
+    snapshot = ConfigSnapshot.load(slow)
+    record = start_execution(components, snapshot)
+    first = WorkerProcess([slow], env=env, log_path=tmp_path / "worker1.log").start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        row = components.executions.stage_lineage(record.id, "enrich", "annotate")
+        if row is not None and row.inputs_processed >= 60:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"annotate never got going:\n{first.log_tail()}")
+    first.kill()
+    row = components.executions.stage_lineage(record.id, "enrich", "annotate")
+    assert row is not None
+    assert row.status is StageStatus.RUNNING  # really killed in the middle of the stage
+    second = WorkerProcess([slow], env=env, log_path=tmp_path / "worker2.log").start()
+    try:
+        while time.monotonic() < deadline + 120:
+            if components.executions.get_execution(record.id).status is ExecutionStatus.SUCCEEDED:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"execution did not finish after the restart:\n{second.log_tail()}")
+    finally:
+        second.stop()
+    expected = [f"news-{i:04d}.json" for i in range(1, 241)]
+    for route, stage in STAGES:
+        assert stored_names(components, record.id, route, stage) == expected
+    for row in components.executions.lineage(record.id):
+        assert row.status is StageStatus.SUCCEEDED
+        assert row.artefact_count == 240
