@@ -16,7 +16,8 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   └── InvalidStateError             the thing exists but cannot do that now
     ├── StorageError                      the artefact store failed
     │   ├── ArtefactNotFoundError         one object is missing                  (exit 3)
-    │   └── NoArtefactsError              a stage prefix holds nothing            (exit 3)
+    │   ├── NoArtefactsError              a stage prefix holds nothing            (exit 3)
+    │   └── IncompleteArtefactsError      storage holds fewer objects than lineage (exit 3)
     ├── QueueError                        the broker or embedded queue failed     (exit 4)
     │   ├── QueueNotFoundError            the target queue does not exist        (exit 2)
     │   ├── UnroutableMessageError        the broker returned a mandatory message
@@ -50,6 +51,7 @@ __all__ = [
     "BrokerConnectionError",
     "ExecutionStoreError",
     "FactflowReplayError",
+    "IncompleteArtefactsError",
     "InvalidIdError",
     "InvalidInputError",
     "InvalidStateError",
@@ -108,8 +110,12 @@ class InvalidInputError(FactflowReplayError):
     exit_code = EXIT_BAD_INPUT
 
 
-class InvalidIdError(InvalidInputError, ValueError):
-    """An id (execution, route, stage, ...) does not match the allowed pattern."""
+class InvalidIdError(InvalidInputError):
+    """An id (execution, route, stage, ...) does not match the allowed pattern.
+
+    Deliberately not a ``ValueError``: raised inside a pydantic validator it propagates
+    as itself instead of being folded into a ``ValidationError``.
+    """
 
     def __init__(self, kind: str, value: object, reason: str) -> None:
         self.kind = kind
@@ -220,6 +226,22 @@ class NoArtefactsError(StorageError):
         self.location = location
         self.prefix = prefix
         super().__init__(f"no artefacts under {prefix!r} in {location}{detail}")
+
+
+class IncompleteArtefactsError(StorageError):
+    """Storage holds fewer artefacts than the stage's lineage recorded: some were lost."""
+
+    exit_code = EXIT_MISSING_ARTEFACTS
+
+    def __init__(self, location: str, prefix: str, *, recorded: int, stored: int) -> None:
+        self.location = location
+        self.prefix = prefix
+        self.recorded = recorded
+        self.stored = stored
+        super().__init__(
+            f"lineage recorded {recorded} artefacts under {prefix!r} but {location} holds "
+            f"{stored}: {recorded - stored} missing; nothing was published"
+        )
 
 
 # -- queues --------------------------------------------------------------------------------

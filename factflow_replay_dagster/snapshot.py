@@ -16,7 +16,14 @@ from typing import Annotated, Any, Self
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import AmbiguousStageError, SnapshotError, UnknownRouteError, UnknownStageError
+from ._validation import describe_validation_error
+from .errors import (
+    AmbiguousStageError,
+    InvalidIdError,
+    SnapshotError,
+    UnknownRouteError,
+    UnknownStageError,
+)
 from .ids import validate_id
 
 
@@ -219,11 +226,10 @@ class ConfigSnapshot(BaseModel):
         try:
             config = PipelineConfig.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = describe_validation_error(exc)
             raise SnapshotError(f"{source}: invalid pipeline config: {problems}") from None
+        except InvalidIdError as exc:
+            raise SnapshotError(f"{source}: invalid pipeline config: {exc}") from None
         return cls(text=text, config=config)
 
     @classmethod

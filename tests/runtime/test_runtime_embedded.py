@@ -11,9 +11,8 @@ import pytest
 from factflow_replay_dagster.connect import Components, connect
 from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
 from factflow_replay_dagster.layout import stage_prefix
-from factflow_replay_dagster.messages import ArtefactHeaders
+from factflow_replay_dagster.messages import ArtefactHeaders, forward_message_id
 from factflow_replay_dagster.pipelines import sample_config
-from factflow_replay_dagster.messages import forward_message_id
 from factflow_replay_dagster.runtime import Worker, run_pipeline, start_execution
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
@@ -72,7 +71,9 @@ def test_a_failing_stage_fails_the_execution_and_keeps_what_succeeded(
     assert len(stored_names(components, record.id, "ingest", "parse")) == 240
 
 
-def test_a_duplicate_message_is_processed_once(components: Components, news: ConfigSnapshot) -> None:
+def test_a_duplicate_message_is_processed_once(
+    components: Components, news: ConfigSnapshot
+) -> None:
     record = run_pipeline(components, news, timeout=120)
     # Send one of parse's artefacts to annotate again, with its original id and attempt.
     key = f"{stage_prefix(record.id, 'ingest', 'parse')}news-0001.json"
@@ -103,9 +104,12 @@ def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(
 ) -> None:
     slow = tmp_path / "slow.yaml"
     slow.write_text(
-        sample_config("news").read_text().replace(
+        sample_config("news")
+        .read_text()
+        .replace(
             "callable: factflow_replay_dagster.pipelines.news:annotate",
-            "callable: factflow_replay_dagster.pipelines.news:annotate\n        options: {delay_ms: 15}",
+            "callable: factflow_replay_dagster.pipelines.news:annotate\n"
+            "        options: {delay_ms: 15}",
         )
     )
     snapshot = ConfigSnapshot.load(slow)

@@ -1,0 +1,113 @@
+"""Plan a replay before anything is published: resolve, check the queue, list and verify."""
+
+from __future__ import annotations
+
+__all__ = ["plan_replay", "select_artefacts"]
+
+import fnmatch
+from collections.abc import Iterator
+
+from ..errors import IncompleteArtefactsError, InvalidStateError, NoArtefactsError, ReplayError
+from ..executions import ExecutionStore, ReplayRecord, StageStatus
+from ..layout import stage_prefix
+from ..queues.base import QueuePublisher
+from ..snapshot import ConfigSnapshot
+from ..storage.base import ArtefactStore, ObjectInfo
+from .models import ReplayPlan, ReplayRequest
+
+
+def select_artefacts(
+    artefacts: ArtefactStore,
+    prefix: str,
+    *,
+    match: str | None,
+    limit: int | None,
+    start_after: str | None = None,
+    stop_at: str | None = None,
+) -> Iterator[ObjectInfo]:
+    """Stream the selected objects in key order: ``match`` on the object name, at most
+    ``limit``, strictly after ``start_after``, up to and including ``stop_at``."""
+    taken = 0
+    for info in artefacts.list(prefix, start_after=start_after):
+        if stop_at is not None and info.key > stop_at:
+            return
+        if match is not None and not fnmatch.fnmatchcase(info.key[len(prefix) :], match):
+            continue
+        if limit is not None and taken >= limit:
+            return
+        taken += 1
+        yield info
+
+
+def plan_replay(
+    request: ReplayRequest,
+    *,
+    artefacts: ArtefactStore,
+    executions: ExecutionStore,
+    publisher: QueuePublisher,
+    resume: ReplayRecord | None = None,
+) -> tuple[ReplayPlan, ConfigSnapshot]:
+    """Check everything a replay needs and describe it; nothing is created or published.
+
+    Raises, naming the culprit: unknown execution, stage, route (resolved from the parent's
+    own snapshot only); a missing queue; an unfinished source stage; no artefacts; fewer
+    artefacts in storage than the stage's lineage recorded.
+    """
+    parent = executions.get_execution(request.source_execution_id)
+    snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
+    source_route = snapshot.resolve_stage(parent.id, request.from_stage, route=request.source_route)
+    target = snapshot.resolve_route(parent.id, request.to_route)
+    queue = target.queue
+    publisher.check_queue(queue)
+
+    prefix = stage_prefix(parent.id, source_route, request.from_stage)
+    lineage = executions.stage_lineage(parent.id, source_route, request.from_stage)
+    if lineage is not None and lineage.status is not StageStatus.SUCCEEDED:
+        raise InvalidStateError(
+            f"stage {source_route}/{request.from_stage} of execution {parent.id!r} is "
+            f"{lineage.status}, so its stored artefacts may be incomplete; let it finish or "
+            "recover the execution first"
+        )
+
+    count = size = 0
+    first = last = None
+    for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
+        count += 1
+        size += info.size
+        first = first or info.key
+        last = info.key
+    if count == 0 or first is None or last is None:
+        detail = f" matching {request.match!r}" if request.match else ""
+        raise NoArtefactsError(artefacts.location, prefix, detail=detail)
+    if resume is not None and count != resume.total:
+        raise ReplayError(
+            f"replay {resume.replay_id!r} planned {resume.total} artefacts under {prefix!r}; "
+            f"storage now holds {count} that match: they changed, so it cannot resume exactly"
+        )
+    unfiltered = request.match is None and request.limit is None
+    if lineage is not None and unfiltered and count < lineage.artefact_count:
+        raise IncompleteArtefactsError(
+            artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
+        )
+
+    plan = ReplayPlan(
+        source_execution_id=parent.id,
+        pipeline=parent.pipeline,
+        pipeline_version=parent.pipeline_version,
+        source_route=source_route,
+        from_stage=request.from_stage,
+        to_route=target.name,
+        target_stage=target.stages[0].name,
+        queue=queue,
+        location=artefacts.location,
+        prefix=prefix,
+        count=count if resume is None else resume.total,
+        bytes=size if resume is None else resume.bytes_total,
+        first_key=first if resume is None else (resume.first_key or first),
+        last_key=last if resume is None else (resume.last_key or last),
+        match=request.match,
+        limit=request.limit,
+        resume_after=None if resume is None else resume.last_confirmed_key,
+        already_confirmed=0 if resume is None else resume.confirmed,
+    )
+    return plan, snapshot
