@@ -7,7 +7,17 @@ an embedded SQLite queue. Passwords never appear in ``repr``, logs or errors.
 
 from __future__ import annotations
 
-__all__ = ["BrokerKind", "Settings", "StorageKind", "redact_url"]
+__all__ = [
+    "BrokerKind",
+    "Settings",
+    "StorageKind",
+    "broker_kind",
+    "embedded_queue_path",
+    "redact_url",
+    "s3_location",
+    "storage_folder",
+    "storage_kind",
+]
 
 import os
 from collections.abc import Mapping
@@ -42,6 +52,55 @@ def redact_url(url: str) -> str:
             [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def storage_kind(url: str) -> StorageKind:
+    """``file`` or ``s3``; anything else is a :class:`SettingsError`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "file":
+        return "file"
+    if scheme == "s3":
+        return "s3"
+    raise SettingsError(
+        f"a storage URL must be file:///path or s3://bucket/prefix, not {redact_url(url)!r}"
+    )
+
+
+def storage_folder(url: str) -> Path:
+    """The folder of a ``file://`` storage URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise SettingsError(f"not a local file URL: {redact_url(url)!r}")
+    return Path(unquote(parts.path))
+
+
+def s3_location(url: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of an ``s3://bucket/prefix`` storage URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise SettingsError(f"not an s3://bucket/prefix URL: {redact_url(url)!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def broker_kind(url: str) -> BrokerKind:
+    """``amqp`` for ``amqp(s)://``, ``embedded`` for a path or ``embedded://`` URL."""
+    scheme = urlsplit(url).scheme
+    if scheme in ("amqp", "amqps"):
+        return "amqp"
+    if scheme in ("", "embedded", "file"):
+        return "embedded"
+    raise SettingsError(
+        "a broker URL must be amqp://..., amqps://... or an embedded-queue path, "
+        f"not {redact_url(url)!r}"
+    )
+
+
+def embedded_queue_path(url: str) -> Path:
+    """The SQLite file of an embedded-queue URL (``embedded:///path``) or plain path."""
+    parts = urlsplit(url)
+    if parts.scheme in ("embedded", "file"):
+        return Path(unquote(parts.path))
+    return Path(url).expanduser().resolve()
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -121,51 +180,17 @@ class Settings:
             progress_every=_int(env, "FACTFLOW_PROGRESS_EVERY", 100, minimum=1),
             embedded_lease_seconds=_float(env, "FACTFLOW_EMBEDDED_LEASE_SECONDS", 60.0),
         )
-        settings.storage_kind()  # validate early, with a clear error
-        settings.broker_kind()
+        storage_kind(settings.storage_url)  # validate early, with a clear error
+        broker_kind(settings.broker_url)
         return settings
 
     # -- interpretation -------------------------------------------------------------------
 
     def storage_kind(self) -> StorageKind:
-        scheme = urlsplit(self.storage_url).scheme
-        if scheme in ("file", "s3"):
-            return scheme  # type: ignore[return-value]
-        raise SettingsError(
-            f"FACTFLOW_STORAGE_URL must be file:///path or s3://bucket/prefix, "
-            f"not {redact_url(self.storage_url)!r}"
-        )
-
-    def storage_folder(self) -> Path:
-        """The folder of a ``file://`` storage URL."""
-        parts = urlsplit(self.storage_url)
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-            raise SettingsError(f"not a local file URL: {redact_url(self.storage_url)!r}")
-        return Path(unquote(parts.path))
-
-    def s3_location(self) -> tuple[str, str]:
-        """``(bucket, prefix)`` of an ``s3://bucket/prefix`` storage URL."""
-        parts = urlsplit(self.storage_url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise SettingsError(f"not an s3://bucket/prefix URL: {redact_url(self.storage_url)!r}")
-        return parts.netloc, parts.path.lstrip("/")
+        return storage_kind(self.storage_url)
 
     def broker_kind(self) -> BrokerKind:
-        scheme = urlsplit(self.broker_url).scheme
-        if scheme in ("amqp", "amqps"):
-            return "amqp"
-        if scheme in ("", "embedded", "file"):
-            return "embedded"
-        raise SettingsError(
-            "FACTFLOW_BROKER_URL must be amqp://..., amqps://... or an embedded-queue path, "
-            f"not {redact_url(self.broker_url)!r}"
-        )
-
-    def embedded_queue_path(self) -> Path:
-        parts = urlsplit(self.broker_url)
-        if parts.scheme in ("embedded", "file"):
-            return Path(unquote(parts.path))
-        return Path(self.broker_url).expanduser().resolve()
+        return broker_kind(self.broker_url)
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, passwords redacted: safe for logs, the CLI and the UI."""

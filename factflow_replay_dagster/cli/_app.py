@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["cli", "echo_json", "handle_errors", "main", "settings_from"]
+__all__ = ["cli", "echo_json", "handle_errors", "main", "settings_from", "verbose_from"]
 
 import functools
 import json
@@ -39,6 +39,10 @@ def settings_from(ctx: click.Context) -> Settings:
     return settings
 
 
+def verbose_from(ctx: click.Context) -> bool:
+    return bool(ctx.find_object(dict).get("verbose"))  # type: ignore[union-attr]
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -54,8 +58,11 @@ def cli(ctx: click.Context, verbose: int) -> None:
     set, everything runs embedded under ./.factflow.
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -63,7 +70,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     except FactflowReplayError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
-    ctx.ensure_object(dict)["settings"] = settings
+    ctx.ensure_object(dict).update(settings=settings, verbose=verbose)
 
 
 def main() -> None:

@@ -32,20 +32,31 @@ def pipeline() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, config: Path, execution_id: str | None, timeout: float,
-        no_wait: bool, as_json: bool) -> None:  # fmt: skip
+def run(
+    ctx: click.Context,
+    config: Path,
+    execution_id: str | None,
+    timeout: float,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
     """Start an execution of CONFIG (recorded with its snapshot) and run it to completion."""
     snapshot = ConfigSnapshot.load(config)
     stop = threading.Event()
     with connect(settings_from(ctx)) as components, stop_on_signals(stop):
         record = start_execution(components, snapshot, execution_id=execution_id)
         if not no_wait:
-            record = run_until_finished(components, record.id, snapshot.config.queues(),
-                                        timeout=timeout, stop=stop)  # fmt: skip
+            record = run_until_finished(
+                components, record.id, snapshot.config.queues(), timeout=timeout, stop=stop
+            )
         lineage = components.executions.lineage(record.id)
     if as_json:
-        echo_json({"execution": record.model_dump(mode="json", exclude={"snapshot"}),
-                   "lineage": [row.model_dump(mode="json") for row in lineage]})  # fmt: skip
+        echo_json(
+            {
+                "execution": record.model_dump(mode="json", exclude={"snapshot"}),
+                "lineage": [row.model_dump(mode="json") for row in lineage],
+            }
+        )
     else:
         click.echo(f"execution {record.id}: {record.status}")
         for row in lineage:

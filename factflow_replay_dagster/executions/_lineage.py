@@ -113,6 +113,53 @@ class LineageMixin(StoreBase):
             self._reset_stages(session, execution, stages, execution.attempt, note)
             return execution.attempt
 
+    def record_stored_stage(
+        self,
+        execution_id: str,
+        route: str,
+        stage: str,
+        *,
+        count: int,
+        size: int,
+        note: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a stage whose artefacts someone else stored (a registered execution) as
+        SUCCEEDED with what storage holds."""
+        with self._tx(events=True) as session:
+            execution = self._execution_row(session, execution_id, lock=True)
+            snapshot = ConfigSnapshot.parse(execution.snapshot)
+            order = [(r.name, s.name) for r, s in snapshot.config.iter_stages()]
+            now = utcnow()
+            session.add(
+                Stage(
+                    execution_id=execution_id,
+                    route=route,
+                    stage=stage,
+                    position=order.index((route, stage)),
+                    status=StageStatus.SUCCEEDED.value,
+                    attempt=execution.attempt,
+                    inputs_expected=None,
+                    inputs_processed=0,
+                    artefact_count=count,
+                    bytes=size,
+                    end_sent=True,
+                    started_at=None,
+                    finished_at=now,
+                    error=None,
+                    note=note,
+                )
+            )
+            self._emit(
+                session,
+                execution_id,
+                "stage",
+                status=StageStatus.SUCCEEDED.value,
+                route=route,
+                stage=stage,
+                at=now,
+                data={"attempt": execution.attempt, "artefacts": count, "bytes": size},
+            )
+
     # -- reading --------------------------------------------------------------------------
 
     def lineage(self, execution_id: str) -> list[StageLineage]:

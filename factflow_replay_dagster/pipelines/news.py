@@ -24,9 +24,31 @@ from ..runtime.stages import Output, StageContext
 DATA = Path(__file__).with_name("data") / "news.jsonl"
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 _STOP = frozenset(
-    ("the", "a", "of", "and", "in", "to", "for", "on", "with", "after", "before", "during",
-     "while", "its", "their", "this", "that", "more", "less", "than", "under", "over")
-)  # fmt: skip
+    (
+        "the",
+        "a",
+        "of",
+        "and",
+        "in",
+        "to",
+        "for",
+        "on",
+        "with",
+        "after",
+        "before",
+        "during",
+        "while",
+        "its",
+        "their",
+        "this",
+        "that",
+        "more",
+        "less",
+        "than",
+        "under",
+        "over",
+    )
+)
 
 
 class InjectedFailureError(RuntimeError):
@@ -110,6 +132,12 @@ def index(ctx: StageContext) -> Iterator[Output]:
     )
     yield Output(
         f"{document['id']}.json",
-        _dump({"id": document["id"], "title": document["title"], "topic": document["topic"],
-               "terms": terms}),
-    )  # fmt: skip
+        _dump(
+            {
+                "id": document["id"],
+                "title": document["title"],
+                "topic": document["topic"],
+                "terms": terms,
+            }
+        ),
+    )

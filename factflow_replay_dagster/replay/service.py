@@ -60,19 +60,28 @@ class _Run:
 
     def result(self, state: Literal["SUCCEEDED", "CANCELLED"]) -> ReplayResult:
         return ReplayResult(
-            state=state, plan=self.plan, replay_id=self.replay_id,
-            child_execution_id=self.child_id, confirmed=self.confirmed, total=self.plan.count,
-            bytes=self.bytes, resent=self.resent, seconds=time.monotonic() - self.started,
+            state=state,
+            plan=self.plan,
+            replay_id=self.replay_id,
+            child_execution_id=self.child_id,
+            confirmed=self.confirmed,
+            total=self.plan.count,
+            bytes=self.bytes,
+            resent=self.resent,
+            seconds=time.monotonic() - self.started,
             last_confirmed_key=self.last_key,
-        )  # fmt: skip
+        )
 
     def progress(self) -> ReplayProgress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return ReplayProgress(
-            replay_id=self.replay_id, confirmed=self.confirmed, total=self.plan.count,
-            bytes=self.bytes, rate=(self.confirmed - self.plan.already_confirmed) / elapsed,
+            replay_id=self.replay_id,
+            confirmed=self.confirmed,
+            total=self.plan.count,
+            bytes=self.bytes,
+            rate=(self.confirmed - self.plan.already_confirmed) / elapsed,
             last_key=self.last_key,
-        )  # fmt: skip
+        )
 
 
 class DetachedReplayService:
@@ -99,10 +108,15 @@ class DetachedReplayService:
         self.progress_every = progress_every
         self.read_ahead = read_ahead
 
-    def plan(self, request: ReplayRequest) -> ReplayPlan:
-        """Resolve, check and list; publish and create nothing."""
+    def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
+        """Resolve, check and list (for a resume: what is left); publish and create nothing."""
+        resume = self._resumable(request, resume_replay_id) if resume_replay_id else None
         plan, _ = plan_replay(
-            request, artefacts=self.artefacts, executions=self.executions, publisher=self.publisher
+            request,
+            artefacts=self.artefacts,
+            executions=self.executions,
+            publisher=self.publisher,
+            resume=resume,
         )
         return plan
 
@@ -110,34 +124,50 @@ class DetachedReplayService:
         self,
         request: ReplayRequest,
         *,
+        plan: ReplayPlan | None = None,
         resume_replay_id: str | None = None,
         should_stop: StopCallback | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> ReplayResult:
-        """Plan, then publish every planned artefact (or only the rest, when resuming).
+        """Plan (unless ``plan`` is a fresh one for this request), then publish every planned
+        artefact, or only the rest when resuming.
 
         Returns SUCCEEDED, CANCELLED (``should_stop`` said so; the position is saved) or
         DRY_RUN; raises :class:`FactflowReplayError` subclasses on failure, after saving
         progress and marking the replay and its child execution FAILED with the reason.
         """
         resume = self._resumable(request, resume_replay_id) if resume_replay_id else None
-        plan, snapshot = plan_replay(
-            request, artefacts=self.artefacts, executions=self.executions,
-            publisher=self.publisher, resume=resume,
-        )  # fmt: skip
+        if plan is None:
+            plan, snapshot = plan_replay(
+                request,
+                artefacts=self.artefacts,
+                executions=self.executions,
+                publisher=self.publisher,
+                resume=resume,
+            )
+        else:
+            snapshot = self.executions.snapshot_of(plan.source_execution_id)
         if request.dry_run:
             return ReplayResult(state="DRY_RUN", plan=plan, total=plan.count, bytes=plan.bytes)
         record = self._create(request, plan, snapshot) if resume is None else self._reopen(resume)
         run = _Run(plan, record, on_progress)
         self.executions.set_replay_state(
-            run.replay_id, ReplayState.RUNNING, child_execution_id=run.child_id,
+            run.replay_id,
+            ReplayState.RUNNING,
+            child_execution_id=run.child_id,
             dagster_run_id=request.dagster_run_id,
-        )  # fmt: skip
+        )
         log.info(
-            "replay %s: %d artefacts of %s/%s from %s into %s (queue %s)%s", run.replay_id,
-            plan.count, plan.source_route, plan.from_stage, plan.source_execution_id,
-            plan.to_route, plan.queue, f", resuming after {run.confirmed}" if resume else "",
-        )  # fmt: skip
+            "replay %s: %d artefacts of %s/%s from %s into %s (queue %s)%s",
+            run.replay_id,
+            plan.count,
+            plan.source_route,
+            plan.from_stage,
+            plan.source_execution_id,
+            plan.to_route,
+            plan.queue,
+            f", resuming after {run.confirmed}" if resume else "",
+        )
         try:
             return self._publish(run, should_stop, rate=request.rate)
         except FactflowReplayError as exc:
@@ -181,23 +211,41 @@ class DetachedReplayService:
         replay_id = request.replay_id or new_id("replay")
         child_id = request.child_execution_id or new_id(f"{plan.pipeline}-replay")
         source = ReplaySource(
-            replay_id=replay_id, parent_execution_id=plan.source_execution_id,
-            source_route=plan.source_route, from_stage=plan.from_stage, to_route=plan.to_route,
-            queue=plan.queue, total=plan.count, match=plan.match, limit=plan.limit,
-            reason=request.reason, dagster_run_id=request.dagster_run_id,
+            replay_id=replay_id,
+            parent_execution_id=plan.source_execution_id,
+            source_route=plan.source_route,
+            from_stage=plan.from_stage,
+            to_route=plan.to_route,
+            queue=plan.queue,
+            total=plan.count,
+            match=plan.match,
+            limit=plan.limit,
+            reason=request.reason,
+            dagster_run_id=request.dagster_run_id,
             started_at=datetime.now(UTC),
-        )  # fmt: skip
+        )
         record = self.executions.create_replay(
-            replay_id, source_execution_id=plan.source_execution_id,
-            source_route=plan.source_route, from_stage=plan.from_stage, to_route=plan.to_route,
-            queue=plan.queue, request=request.model_dump(mode="json"), total=plan.count,
-            bytes_total=plan.bytes, first_key=plan.first_key, last_key=plan.last_key,
-            child_execution_id=child_id, dagster_run_id=request.dagster_run_id,
-        )  # fmt: skip
+            replay_id,
+            source_execution_id=plan.source_execution_id,
+            source_route=plan.source_route,
+            from_stage=plan.from_stage,
+            to_route=plan.to_route,
+            queue=plan.queue,
+            request=request.model_dump(mode="json"),
+            total=plan.count,
+            bytes_total=plan.bytes,
+            first_key=plan.first_key,
+            last_key=plan.last_key,
+            child_execution_id=child_id,
+            dagster_run_id=request.dagster_run_id,
+        )
         self.executions.create_execution(
-            child_id, snapshot, origin="replay", parent_id=plan.source_execution_id,
+            child_id,
+            snapshot,
+            origin="replay",
+            parent_id=plan.source_execution_id,
             replay_source=source,
-        )  # fmt: skip
+        )
         stages = snapshot.config.downstream(plan.to_route, plan.target_stage)
         self.executions.begin_attempt(child_id, stages, note={"replay": replay_id})
         return record
@@ -205,9 +253,10 @@ class DetachedReplayService:
     def _reopen(self, record: ReplayRecord) -> ReplayRecord:
         if record.child_execution_id is not None:
             self.executions.set_status(
-                record.child_execution_id, ExecutionStatus.PENDING,
+                record.child_execution_id,
+                ExecutionStatus.PENDING,
                 only_from=[ExecutionStatus.CANCELLED, ExecutionStatus.FAILED],
-            )  # fmt: skip
+            )
         return record
 
     # -- publishing -----------------------------------------------------------------------
@@ -227,9 +276,12 @@ class DetachedReplayService:
                 self._save(run)
 
         outcome = self.publisher.publish(
-            plan.queue, self._messages(run), on_confirmed=confirmed, should_stop=should_stop,
+            plan.queue,
+            self._messages(run),
+            on_confirmed=confirmed,
+            should_stop=should_stop,
             rate=rate,
-        )  # fmt: skip
+        )
         run.resent = outcome.resent
         self._save(run)
         if run.missing is not None:
@@ -237,10 +289,11 @@ class DetachedReplayService:
         if outcome.stopped and run.confirmed < plan.count:
             self.executions.set_replay_state(run.replay_id, ReplayState.CANCELLED)
             self.executions.set_status(
-                run.child_id, ExecutionStatus.CANCELLED,
+                run.child_id,
+                ExecutionStatus.CANCELLED,
                 error=f"replay {run.replay_id} cancelled after {run.confirmed} of {plan.count} "
                 "artefacts; resume it to continue",
-            )  # fmt: skip
+            )
             log.info("replay %s cancelled at %d/%d", run.replay_id, run.confirmed, plan.count)
             return run.result("CANCELLED")
         if run.confirmed != plan.count:
@@ -252,9 +305,14 @@ class DetachedReplayService:
             execution_id=plan.source_execution_id, route=plan.source_route, stage=plan.from_stage
         )
         marker = EndMarker(
-            execution_id=run.child_id, attempt=1, route=plan.to_route, stage=plan.target_stage,
-            count=plan.count, replay_id=run.replay_id, source=source,
-        )  # fmt: skip
+            execution_id=run.child_id,
+            attempt=1,
+            route=plan.to_route,
+            stage=plan.target_stage,
+            count=plan.count,
+            replay_id=run.replay_id,
+            source=source,
+        )
         self.publisher.publish(plan.queue, [marker.message()])
         self.executions.set_replay_state(run.replay_id, ReplayState.SUCCEEDED)
         self._update_source(run)
@@ -269,9 +327,13 @@ class DetachedReplayService:
         """
         plan = run.plan
         selected = select_artefacts(
-            self.artefacts, plan.prefix, match=plan.match, limit=None,
-            start_after=plan.resume_after, stop_at=plan.last_key,
-        )  # fmt: skip
+            self.artefacts,
+            plan.prefix,
+            match=plan.match,
+            limit=None,
+            start_after=plan.resume_after,
+            stop_at=plan.last_key,
+        )
         pending: deque[tuple[ObjectInfo, Future[bytes]]] = deque()
         with ThreadPoolExecutor(max_workers=min(self.read_ahead, 8)) as pool:
             try:
@@ -291,11 +353,17 @@ class DetachedReplayService:
     def _message(run: _Run, info: ObjectInfo, body: Future[bytes]) -> OutgoingMessage:
         plan = run.plan
         headers = ArtefactHeaders(
-            execution_id=run.child_id, attempt=1, route=plan.to_route, stage=plan.target_stage,
-            source_execution_id=plan.source_execution_id, source_route=plan.source_route,
-            source_stage=plan.from_stage, object_key=info.key, etag=info.etag,
+            execution_id=run.child_id,
+            attempt=1,
+            route=plan.to_route,
+            stage=plan.target_stage,
+            source_execution_id=plan.source_execution_id,
+            source_route=plan.source_route,
+            source_stage=plan.from_stage,
+            object_key=info.key,
+            etag=info.etag,
             replay_id=run.replay_id,
-        )  # fmt: skip
+        )
         return headers.message(body.result())
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -303,9 +371,11 @@ class DetachedReplayService:
     def _save(self, run: _Run) -> None:
         if run.last_key is not None and run.confirmed != run.saved:
             self.executions.save_replay_progress(
-                run.replay_id, confirmed=run.confirmed, bytes_confirmed=run.bytes,
+                run.replay_id,
+                confirmed=run.confirmed,
+                bytes_confirmed=run.bytes,
                 last_confirmed_key=run.last_key,
-            )  # fmt: skip
+            )
         run.saved = run.confirmed
         run.saved_at = time.monotonic()
         if run.on_progress is not None:
@@ -318,9 +388,11 @@ class DetachedReplayService:
         )
         self.executions.set_replay_state(run.replay_id, ReplayState.FAILED, error=error)
         self.executions.set_status(
-            run.child_id, ExecutionStatus.FAILED, error=message,
+            run.child_id,
+            ExecutionStatus.FAILED,
+            error=message,
             only_from=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING],
-        )  # fmt: skip
+        )
         self._update_source(run)
         log.error("%s", message)
 
@@ -329,7 +401,10 @@ class DetachedReplayService:
         if child.replay_source is None:
             return
         updated = child.replay_source.model_copy(
-            update={"confirmed": run.confirmed, "bytes": run.bytes,
-                    "finished_at": datetime.now(UTC)}
-        )  # fmt: skip
+            update={
+                "confirmed": run.confirmed,
+                "bytes": run.bytes,
+                "finished_at": datetime.now(UTC),
+            }
+        )
         self.executions.set_replay_source(run.child_id, updated)

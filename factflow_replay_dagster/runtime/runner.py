@@ -51,8 +51,14 @@ def start_execution(
     record = executions.create_execution(execution_id, snapshot, origin="run")
     attempt = executions.begin_attempt(execution_id, config.downstream(entry.name, first))
     declare_queues(components.publisher, snapshot)
-    init = InitMessage(kind="start", execution_id=execution_id, route=entry.name, stage=first,
-                       attempt=attempt, reason="pipeline run")  # fmt: skip
+    init = InitMessage(
+        kind="start",
+        execution_id=execution_id,
+        route=entry.name,
+        stage=first,
+        attempt=attempt,
+        reason="pipeline run",
+    )
     components.publisher.publish(entry.stage_queue(first), [init.message()])
     log.info("execution %s of %s v%s started", execution_id, config.pipeline, config.version)
     return record
@@ -103,8 +109,9 @@ def run_pipeline(
 ) -> ExecutionRecord:
     """Start an execution and run it to completion in this process."""
     record = start_execution(components, snapshot, execution_id=execution_id)
-    return run_until_finished(components, record.id, snapshot.config.queues(), timeout=timeout,
-                              stop=stop)  # fmt: skip
+    return run_until_finished(
+        components, record.id, snapshot.config.queues(), timeout=timeout, stop=stop
+    )
 
 
 @contextlib.contextmanager

@@ -111,8 +111,10 @@ class Worker:
         except (ValidationError, KeyError, ValueError, FactflowReplayError) as exc:
             log.error(  # noqa: TRY400 - the message says it all; a traceback adds nothing
                 "message %s on %s is malformed, dead-lettered: %s",
-                delivery.message_id, delivery.queue, exc,
-            )  # fmt: skip
+                delivery.message_id,
+                delivery.queue,
+                exc,
+            )
             delivery.nack(requeue=False)
             return
         if settled:
@@ -169,8 +171,14 @@ class Worker:
         if target is None:
             return True
         executions = self.components.executions
-        log.info("init %s: %s/%s of %s attempt %d", message.kind, target.route, target.stage,
-                 target.execution.id, target.attempt)  # fmt: skip
+        log.info(
+            "init %s: %s/%s of %s attempt %d",
+            message.kind,
+            target.route,
+            target.stage,
+            target.execution.id,
+            target.attempt,
+        )
         if message.input is None:  # a source stage: the init message is its one input
             executions.set_inputs_expected(*target.key, 1)
             self._process(target, message.message_id, None)
@@ -210,23 +218,30 @@ class Worker:
             )
         function = resolve_stage(config.callable)
         context = StageContext(
-            execution_id=execution_id, route=target.route, stage=target.stage,
-            attempt=target.attempt, options=config.options, input=data,
+            execution_id=execution_id,
+            route=target.route,
+            stage=target.stage,
+            attempt=target.attempt,
+            options=config.options,
+            input=data,
             count=lambda name, by: executions.increment_counter(execution_id, name, by),
-        )  # fmt: skip
+        )
         try:
             outputs = list(function(context))
         except Exception as exc:  # noqa: BLE001 - a stage's own failure is recorded, not raised
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("stage %s/%s of %s failed: %s", target.route, target.stage,
-                        execution_id, error)  # fmt: skip
+            log.warning(
+                "stage %s/%s of %s failed: %s", target.route, target.stage, execution_id, error
+            )
             executions.fail_stage(*target.key, error)
             return False
         self._store_and_forward(target, outputs)
         outcome = executions.record_processed(
-            *target.key, message_id, artefacts=len(outputs),
+            *target.key,
+            message_id,
+            artefacts=len(outputs),
             size=sum(len(o.data) for o in outputs),
-        )  # fmt: skip
+        )
         if outcome.completed or not outcome.recorded:
             self._ensure_end_sent(target)
         return True
@@ -241,14 +256,21 @@ class Worker:
             if following is None:
                 continue
             headers = ArtefactHeaders(
-                execution_id=execution_id, attempt=target.attempt, route=following[0],
-                stage=following[1], source_execution_id=execution_id, source_route=target.route,
-                source_stage=target.stage, object_key=key, etag=info.etag,
-            )  # fmt: skip
+                execution_id=execution_id,
+                attempt=target.attempt,
+                route=following[0],
+                stage=following[1],
+                source_execution_id=execution_id,
+                source_route=target.route,
+                source_stage=target.stage,
+                object_key=key,
+                etag=info.etag,
+            )
             message_id = forward_message_id(execution_id, target.attempt, key)
             content_type = output.content_type
-            messages.append(headers.message(output.data, content_type=content_type,
-                                            message_id=message_id))  # fmt: skip
+            messages.append(
+                headers.message(output.data, content_type=content_type, message_id=message_id)
+            )
         if following is not None and messages:
             queue = target.snapshot.config.route(following[0]).stage_queue(following[1])
             self.components.publisher.publish(queue, messages)
@@ -280,16 +302,25 @@ class Worker:
         following = self._next_active(target)
         if following is not None:
             marker = EndMarker(
-                execution_id=target.execution.id, attempt=target.attempt, route=following[0],
-                stage=following[1], count=row.artefact_count,
-                source=StageRef(execution_id=target.execution.id, route=target.route,
-                                stage=target.stage),
-            )  # fmt: skip
+                execution_id=target.execution.id,
+                attempt=target.attempt,
+                route=following[0],
+                stage=following[1],
+                count=row.artefact_count,
+                source=StageRef(
+                    execution_id=target.execution.id, route=target.route, stage=target.stage
+                ),
+            )
             queue = target.snapshot.config.route(following[0]).stage_queue(following[1])
             self.components.publisher.publish(queue, [marker.message()])
         executions.mark_end_sent(*target.key)
-        log.info("stage %s/%s of %s succeeded: %d artefacts", target.route, target.stage,
-                 target.execution.id, row.artefact_count)  # fmt: skip
+        log.info(
+            "stage %s/%s of %s succeeded: %d artefacts",
+            target.route,
+            target.stage,
+            target.execution.id,
+            row.artefact_count,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"queues": self.queues, "handled": self.handled}

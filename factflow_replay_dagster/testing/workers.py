@@ -24,8 +24,16 @@ class WorkerProcess:
         log_path: Path,
         prefetch: int = 4,
     ) -> None:
-        argv = [sys.executable, "-m", "factflow_replay_dagster.cli", "-v", "worker",
-                "--prefetch", str(prefetch), *map(str, configs)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "factflow_replay_dagster.cli",
+            "-v",
+            "worker",
+            "--prefetch",
+            str(prefetch),
+            *map(str, configs),
+        ]
         self._process = ServerProcess(
             "factflow worker", argv, log_path=log_path, env={**os.environ, **env}
         )

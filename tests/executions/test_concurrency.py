@@ -22,8 +22,9 @@ def _writer(
         barrier.wait()
         for i in range(count):
             store.create_execution(f"w{worker}-{i}", snapshot)
-            store.record_processed("shared", "ingest", "parse", 1, f"w{worker}-m{i}",
-                                   artefacts=1, size=3)  # fmt: skip
+            store.record_processed(
+                "shared", "ingest", "parse", 1, f"w{worker}-m{i}", artefacts=1, size=3
+            )
             store.increment_counter("shared", "hits")
 
 
@@ -31,8 +32,13 @@ def _recover(url: str, barrier: Barrier, results: list[str]) -> None:
     with ExecutionStore(url) as store:
         barrier.wait()
         try:
-            claim = store.claim_recovery("failed", restart_route="enrich", restart_stage="annotate",
-                                         reset=STAGES[2:], max_attempts=3)  # fmt: skip
+            claim = store.claim_recovery(
+                "failed",
+                restart_route="enrich",
+                restart_stage="annotate",
+                reset=STAGES[2:],
+                max_attempts=3,
+            )
         except AlreadyRecoveringError:
             results.append("already")
         else:

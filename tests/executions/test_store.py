@@ -30,9 +30,15 @@ def test_migrations_create_every_table_and_are_idempotent(store: ExecutionStore)
     store.migrate()  # a second time changes nothing
     tables = set(inspect(store._engine).get_table_names())
     assert {
-        "alembic_version", "executions", "stage_lineage", "processed_messages", "replays",
-        "recoveries", "execution_events", "counters",
-    } <= tables  # fmt: skip
+        "alembic_version",
+        "executions",
+        "stage_lineage",
+        "processed_messages",
+        "replays",
+        "recoveries",
+        "execution_events",
+        "counters",
+    } <= tables
 
 
 def test_migrations_downgrade_to_base_and_up_again(store: ExecutionStore) -> None:
@@ -74,11 +80,18 @@ def test_unknown_execution_is_named(store: ExecutionStore) -> None:
 def test_children_and_replay_source(store: ExecutionStore, snapshot: ConfigSnapshot) -> None:
     store.create_execution("parent", snapshot)
     source = ReplaySource(
-        replay_id="r1", parent_execution_id="parent", source_route="ingest",
-        from_stage="parse", to_route="enrich", queue="demo.enrich", total=3, reason="fix",
-    )  # fmt: skip
-    store.create_execution("child", snapshot, parent_id="parent", replay_source=source,
-                           origin="replay")  # fmt: skip
+        replay_id="r1",
+        parent_execution_id="parent",
+        source_route="ingest",
+        from_stage="parse",
+        to_route="enrich",
+        queue="demo.enrich",
+        total=3,
+        reason="fix",
+    )
+    store.create_execution(
+        "child", snapshot, parent_id="parent", replay_source=source, origin="replay"
+    )
     [child] = store.children("parent")
     assert child.id == "child"
     assert child.replay_source == source
@@ -151,10 +164,18 @@ def test_rerun_needs_an_allowed_status(store: ExecutionStore, snapshot: ConfigSn
 def test_replay_progress_and_states(store: ExecutionStore, snapshot: ConfigSnapshot) -> None:
     store.create_execution("src", snapshot)
     store.create_replay(
-        "rep-1", source_execution_id="src", source_route="ingest", from_stage="parse",
-        to_route="enrich", queue="demo.enrich", request={"limit": None}, total=10,
-        bytes_total=100, first_key="k0", last_key="k9",
-    )  # fmt: skip
+        "rep-1",
+        source_execution_id="src",
+        source_route="ingest",
+        from_stage="parse",
+        to_route="enrich",
+        queue="demo.enrich",
+        request={"limit": None},
+        total=10,
+        bytes_total=100,
+        first_key="k0",
+        last_key="k9",
+    )
     store.save_replay_progress("rep-1", confirmed=4, bytes_confirmed=40, last_confirmed_key="k3")
     record = store.set_replay_state("rep-1", ReplayState.CANCELLED, child_execution_id="child")
     assert (record.confirmed, record.last_confirmed_key, record.state) == (4, "k3", "CANCELLED")
@@ -175,13 +196,19 @@ def test_recovery_claim_is_exclusive_and_counted(
     store: ExecutionStore, snapshot: ConfigSnapshot
 ) -> None:
     attempt = _failed(store, snapshot)
-    claim = store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                                 reset=ALL_STAGES[2:], max_attempts=3)  # fmt: skip
+    claim = store.claim_recovery(
+        "e", restart_route="enrich", restart_stage="annotate", reset=ALL_STAGES[2:], max_attempts=3
+    )
     assert (claim.number, claim.attempt) == (1, attempt + 1)
     assert store.get_execution("e").status is ExecutionStatus.RECOVERING
     with pytest.raises(AlreadyRecoveringError):
-        store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                             reset=ALL_STAGES[2:], max_attempts=3)  # fmt: skip
+        store.claim_recovery(
+            "e",
+            restart_route="enrich",
+            restart_stage="annotate",
+            reset=ALL_STAGES[2:],
+            max_attempts=3,
+        )
     store.finish_recovery(claim)
     [recovery] = store.recoveries("e")
     assert (recovery.state, recovery.init_message_id) == ("PUBLISHED", claim.init_message_id)
@@ -197,20 +224,23 @@ def test_recovery_refuses_a_running_execution(
     store.create_execution("e", snapshot)
     store.set_status("e", ExecutionStatus.RUNNING)
     with pytest.raises(NotFailedError, match="RUNNING"):
-        store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                             reset=[], max_attempts=3)  # fmt: skip
+        store.claim_recovery(
+            "e", restart_route="enrich", restart_stage="annotate", reset=[], max_attempts=3
+        )
 
 
 def test_a_failed_publish_lets_the_same_failure_be_recovered_again(
     store: ExecutionStore, snapshot: ConfigSnapshot
 ) -> None:
     _failed(store, snapshot)
-    claim = store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                                 reset=ALL_STAGES[2:], max_attempts=3)  # fmt: skip
+    claim = store.claim_recovery(
+        "e", restart_route="enrich", restart_stage="annotate", reset=ALL_STAGES[2:], max_attempts=3
+    )
     store.finish_recovery(claim, error="broker down")
     assert store.get_execution("e").status is ExecutionStatus.FAILED
-    again = store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                                 reset=ALL_STAGES[2:], max_attempts=3)  # fmt: skip
+    again = store.claim_recovery(
+        "e", restart_route="enrich", restart_stage="annotate", reset=ALL_STAGES[2:], max_attempts=3
+    )
     assert again.number == 2
 
 
@@ -219,13 +249,23 @@ def test_recovery_limit_marks_needs_attention(
 ) -> None:
     _failed(store, snapshot)
     for _ in range(2):
-        claim = store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                                     reset=ALL_STAGES[2:], max_attempts=2)  # fmt: skip
+        claim = store.claim_recovery(
+            "e",
+            restart_route="enrich",
+            restart_stage="annotate",
+            reset=ALL_STAGES[2:],
+            max_attempts=2,
+        )
         store.finish_recovery(claim)
         store.fail_stage("e", "enrich", "annotate", claim.attempt, "boom again")
     with pytest.raises(RecoveryLimitError, match="2 times"):
-        store.claim_recovery("e", restart_route="enrich", restart_stage="annotate",
-                             reset=ALL_STAGES[2:], max_attempts=2)  # fmt: skip
+        store.claim_recovery(
+            "e",
+            restart_route="enrich",
+            restart_stage="annotate",
+            reset=ALL_STAGES[2:],
+            max_attempts=2,
+        )
     assert store.get_execution("e").status is ExecutionStatus.NEEDS_ATTENTION
 
 

@@ -104,9 +104,16 @@ def test_replay_publishes_every_artefact_with_identity_and_provenance(
     source = child.replay_source
     assert source is not None
     assert (source.parent_execution_id, source.source_route, source.from_stage) == (
-        world.parent.id, "ingest", "parse")  # fmt: skip
+        world.parent.id,
+        "ingest",
+        "parse",
+    )
     assert (source.to_route, source.queue, source.total, source.confirmed) == (
-        "enrich", "news.enrich", 240, 240)  # fmt: skip
+        "enrich",
+        "news.enrich",
+        240,
+        240,
+    )
     assert source.reason == "new annotator"
     assert source.finished_at is not None
     assert child.id in [c.id for c in world.components.executions.children(world.parent.id)]
@@ -146,8 +153,11 @@ def test_the_same_artefact_replayed_twice_keeps_its_message_id(
 def test_match_limit_and_rate_select_artefacts(world: World, queue: EmbeddedQueue) -> None:
     request = world.good_request(match="news-00[0-4]*.json", limit=7, rate=500.0)
     result = world.service().run(ReplayRequest.parse(request))
-    keys = [m.headers[Headers.OBJECT_KEY] for m in drain(queue, "news.enrich")
-            if m.type == "factflow.artefact"]  # fmt: skip
+    keys = [
+        m.headers[Headers.OBJECT_KEY]
+        for m in drain(queue, "news.enrich")
+        if m.type == "factflow.artefact"
+    ]
     assert result.confirmed == 7
     assert [k.rsplit("/", 1)[1] for k in keys] == [f"news-{i:04d}.json" for i in range(1, 8)]
 
@@ -247,11 +257,16 @@ def test_cancel_then_resume_sends_each_artefact_exactly_once(
     assert executions.get_replay(result.replay_id).confirmed == result.confirmed
     assert executions.get_execution(result.child_execution_id).status is ExecutionStatus.CANCELLED
     with pytest.raises(InvalidInputError, match="from_stage"):
-        service.run(ReplayRequest.parse(world.good_request(from_stage="fetch")),
-                    resume_replay_id=result.replay_id)  # fmt: skip
+        service.run(
+            ReplayRequest.parse(world.good_request(from_stage="fetch")),
+            resume_replay_id=result.replay_id,
+        )
     resumed = service.resume(result.replay_id)
     assert (resumed.state, resumed.confirmed, resumed.replay_id) == (
-        "SUCCEEDED", 240, result.replay_id)  # fmt: skip
+        "SUCCEEDED",
+        240,
+        result.replay_id,
+    )
     received = [m for m in drain(queue, "news.enrich") if m.type == "factflow.artefact"]
     ids = [m.message_id for m in received]
     assert len(ids) == 240
@@ -263,13 +278,16 @@ def test_the_child_runs_to_completion_after_cancel_and_resume(
 ) -> None:
     service = world.service(progress_every=10)
     seen: list[int] = []
-    first = service.run(ReplayRequest.parse(world.good_request()),
-                        should_stop=lambda: bool(seen) and seen[-1] >= 50,
-                        on_progress=lambda p: seen.append(p.confirmed))  # fmt: skip
+    first = service.run(
+        ReplayRequest.parse(world.good_request()),
+        should_stop=lambda: bool(seen) and seen[-1] >= 50,
+        on_progress=lambda p: seen.append(p.confirmed),
+    )
     assert first.state == "CANCELLED"
     service.resume(first.replay_id)
-    child = run_until_finished(world.components, first.child_execution_id,
-                               world.news.config.queues(), timeout=120)  # fmt: skip
+    child = run_until_finished(
+        world.components, first.child_execution_id, world.news.config.queues(), timeout=120
+    )
     assert child.status is ExecutionStatus.SUCCEEDED
     lineage = world.components.executions.lineage(child.id)
     assert [(r.stage, r.artefact_count) for r in lineage] == [("annotate", 240), ("index", 240)]

@@ -79,12 +79,19 @@ def test_a_duplicate_message_is_processed_once(
     key = f"{stage_prefix(record.id, 'ingest', 'parse')}news-0001.json"
     info = components.artefacts.stat(key)
     headers = ArtefactHeaders(
-        execution_id=record.id, attempt=1, route="enrich", stage="annotate",
-        source_execution_id=record.id, source_route="ingest", source_stage="parse",
-        object_key=key, etag=info.etag,
-    )  # fmt: skip
-    message = headers.message(components.artefacts.read(key),
-                              message_id=forward_message_id(record.id, 1, key))  # fmt: skip
+        execution_id=record.id,
+        attempt=1,
+        route="enrich",
+        stage="annotate",
+        source_execution_id=record.id,
+        source_route="ingest",
+        source_stage="parse",
+        object_key=key,
+        etag=info.etag,
+    )
+    message = headers.message(
+        components.artefacts.read(key), message_id=forward_message_id(record.id, 1, key)
+    )
     components.publisher.publish("news.enrich", [message])
     worker = Worker(components, ["news.enrich"])
     stop = threading.Event()

@@ -23,13 +23,16 @@ class World:
 
     def service(self, **options: int) -> DetachedReplayService:
         c = self.components
-        return DetachedReplayService(artefacts=c.artefacts, executions=c.executions,
-                                     publisher=c.publisher, **options)  # fmt: skip
+        return DetachedReplayService(
+            artefacts=c.artefacts, executions=c.executions, publisher=c.publisher, **options
+        )
 
     def good_request(self, **overrides: object) -> dict[str, object]:
         request: dict[str, object] = {
-            "source_execution_id": self.parent.id, "from_stage": "parse", "to_route": "enrich",
-        }  # fmt: skip
+            "source_execution_id": self.parent.id,
+            "from_stage": "parse",
+            "to_route": "enrich",
+        }
         request.update(overrides)
         return request
 

@@ -1,0 +1,189 @@
+"""``factflow-replay execution show|list|register``: what is recorded, and registering more."""
+
+from __future__ import annotations
+
+__all__ = ["execution"]
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..connect import connect
+from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore
+from ..ids import new_id
+from ..layout import stage_prefix
+from ..snapshot import ConfigSnapshot
+from ._app import cli, echo_json, handle_errors, settings_from
+
+
+@cli.group()
+def execution() -> None:
+    """Inspect, register, replay, rerun and recover executions."""
+
+
+def _summary(record: ExecutionRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude={"snapshot"})
+
+
+def execution_details(executions: ExecutionStore, execution_id: str) -> dict[str, Any]:
+    """Everything ``show`` prints: status, snapshot routes, lineage, provenance, children."""
+    record = executions.get_execution(execution_id)
+    snapshot = ConfigSnapshot.parse(record.snapshot)
+    routes = [
+        {
+            "route": route.name,
+            "queue": route.queue,
+            "forward_to": route.forward_to,
+            "stages": [{"stage": s.name, "queue": route.stage_queue(s.name)} for s in route.stages],
+        }
+        for route in snapshot.config.routes
+    ]
+    return {
+        "execution": _summary(record),
+        "routes": routes,
+        "lineage": [row.model_dump(mode="json") for row in executions.lineage(execution_id)],
+        "children": [c.id for c in executions.children(execution_id)],
+        "replays": [
+            r.model_dump(mode="json", exclude={"request"})
+            for r in executions.list_replays(source_execution_id=execution_id)
+        ],
+        "recoveries": [r.model_dump(mode="json") for r in executions.recoveries(execution_id)],
+    }
+
+
+@execution.command("show")
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def show(ctx: click.Context, execution_id: str, as_json: bool) -> None:
+    """Status, snapshot routes, lineage, provenance and children of EXECUTION_ID."""
+    with connect(settings_from(ctx)) as components:
+        details = execution_details(components.executions, execution_id)
+    if as_json:
+        echo_json(details)
+        return
+    record = details["execution"]
+    click.echo(
+        f"execution {record['id']}  {record['status']}  "
+        f"{record['pipeline']} v{record['pipeline_version']}  ({record['origin']})"
+    )
+    if record["error"]:
+        click.echo(f"  error: {record['error']}")
+    source = record["replay_source"]
+    if source:
+        click.echo(
+            f"  replayed from {source['parent_execution_id']} "
+            f"{source['source_route']}/{source['from_stage']} -> route {source['to_route']} "
+            f"(queue {source['queue']}), {source['confirmed']}/{source['total']} confirmed, "
+            f"replay {source['replay_id']}"
+            + (f", reason: {source['reason']}" if source["reason"] else "")
+        )
+    click.echo("  routes (from its snapshot):")
+    for route in details["routes"]:
+        stages = ", ".join(f"{s['stage']} [{s['queue']}]" for s in route["stages"])
+        forward = f" -> {route['forward_to']}" if route["forward_to"] else ""
+        click.echo(f"    {route['route']}{forward}: {stages}")
+    click.echo("  lineage:")
+    for row in details["lineage"] or [
+        {"route": "-", "stage": "-", "status": "none", "artefact_count": 0, "attempt": 0}
+    ]:
+        click.echo(
+            f"    {row['route']}/{row['stage']}: {row['status']}, "
+            f"{row['artefact_count']} artefacts, attempt {row['attempt']}"
+        )
+    for child in details["children"]:
+        click.echo(f"  child: {child}")
+    for recovery in details["recoveries"]:
+        click.echo(
+            f"  recovery {recovery['attempt']}: restart at {recovery['restart_route']}/"
+            f"{recovery['restart_stage']} ({recovery['state']})"
+        )
+
+
+@execution.command("list")
+@click.option("--status", type=click.Choice([s.value for s in ExecutionStatus]), help="Filter.")
+@click.option("--pipeline", help="Filter by pipeline name.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def list_(
+    ctx: click.Context, status: str | None, pipeline: str | None, limit: int, as_json: bool
+) -> None:
+    """Recorded executions, newest first."""
+    with connect(settings_from(ctx)) as components:
+        records = components.executions.list_executions(
+            status=ExecutionStatus(status) if status else None, pipeline=pipeline, limit=limit
+        )
+    if as_json:
+        echo_json([_summary(r) for r in records])
+        return
+    for r in records:
+        parent = f"  <- {r.parent_id}" if r.parent_id else ""
+        click.echo(
+            f"{r.id}  {r.status:<15} {r.pipeline} v{r.pipeline_version}  "
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}{parent}"
+        )
+
+
+@execution.command("register")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The pipeline config the execution ran with (kept verbatim).",
+)
+@click.option("--id", "execution_id", help="Its id (the <execution> of its storage prefix).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def register(
+    ctx: click.Context, snapshot_path: Path, execution_id: str | None, as_json: bool
+) -> None:
+    """Record an execution whose artefacts another deployment stored, so it can be replayed.
+
+    Its stored stages are counted and recorded as lineage (status SUCCEEDED, noted as
+    registered); stages with nothing stored get no lineage.
+    """
+    snapshot = ConfigSnapshot.load(snapshot_path)
+    execution_id = execution_id or new_id(snapshot.config.pipeline)
+    with connect(settings_from(ctx)) as components:
+        executions = components.executions
+        executions.create_execution(
+            execution_id, snapshot, origin="registered", status=ExecutionStatus.REGISTERED
+        )
+        found = {}
+        for route, stage in snapshot.config.iter_stages():
+            count = size = 0
+            for info in components.artefacts.list(
+                stage_prefix(execution_id, route.name, stage.name)
+            ):
+                count += 1
+                size += info.size
+            if count:
+                found[f"{route.name}/{stage.name}"] = count
+                executions.record_stored_stage(
+                    execution_id,
+                    route.name,
+                    stage.name,
+                    count=count,
+                    size=size,
+                    note={"registered": True},
+                )
+        location = components.artefacts.location
+    if as_json:
+        echo_json({"execution_id": execution_id, "stored": found, "location": location})
+        return
+    click.echo(
+        f"registered execution {execution_id} ({snapshot.config.pipeline} "
+        f"v{snapshot.config.version}) in {location}"
+    )
+    for name, count in found.items():
+        click.echo(f"  {name}: {count} artefacts")
+    if not found:
+        click.echo(
+            f"  nothing stored yet: artefacts go under executions/{execution_id}/<route>/<stage>/"
+        )

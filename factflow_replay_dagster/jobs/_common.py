@@ -1,0 +1,84 @@
+"""What the jobs share: opening the core components from resources, tags, interrupts."""
+
+from __future__ import annotations
+
+__all__ = [
+    "TAG_PREFIX",
+    "add_run_tags",
+    "as_dagster_failure",
+    "interrupted",
+    "interruptible",
+    "opened",
+]
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import dagster as dg
+
+from ..connect import Components
+from ..errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
+from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
+
+TAG_PREFIX = "factflow/"
+
+
+def opened(
+    artefacts: ArtefactStoreResource, executions: ExecutionStoreResource, queue: QueueResource
+) -> Components:
+    """The core components behind the resources; use it in a ``with`` block."""
+    return Components(
+        artefacts=artefacts.open(),
+        executions=executions.open(),
+        publisher_factory=queue.open_publisher,
+        consumer_factory=queue.open_consumer,
+    )
+
+
+def add_run_tags(context: dg.OpExecutionContext, tags: Mapping[str, str | None]) -> None:
+    """Add ``factflow/...`` tags to the running run, so runs are searchable in the UI."""
+    present = {f"{TAG_PREFIX}{k}": v for k, v in tags.items() if v}
+    if present:
+        context.instance.add_run_tags(context.run_id, present)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn a run termination (SIGINT) into a flag polled at message boundaries.
+
+    Inside the block :func:`interrupted` says whether termination was asked for; the caller
+    stops cleanly and then raises :class:`dagster.DagsterExecutionInterruptedError` so the
+    run ends CANCELED. Uses Dagster's own interrupt capture (private API, checked on 1.13).
+    """
+    from dagster._utils.interrupts import capture_interrupts
+
+    with capture_interrupts():
+        yield None
+
+
+def interrupted() -> bool:
+    from dagster._utils.interrupts import check_captured_interrupt
+
+    return check_captured_interrupt()
+
+
+#: Failures worth a Dagster retry (``dagster/max_retries``): infrastructure, not bad input.
+_RETRYABLE = (QueueError, StorageError)
+
+
+@contextlib.contextmanager
+def as_dagster_failure() -> Iterator[None]:
+    """Re-raise the package's errors as :class:`dagster.Failure` with a clean description.
+
+    Only broker and storage failures allow Dagster's run/op retries; bad input, a missing
+    queue or missing artefacts would fail the same way again.
+    """
+    try:
+        yield
+    except FactflowReplayError as exc:
+        retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, QueueNotFoundError)
+        raise dg.Failure(
+            description=str(exc),
+            metadata={"error": type(exc).__name__, "exit_code": exc.exit_code},
+            allow_retries=retryable,
+        ) from exc
