@@ -1,0 +1,156 @@
+"""``factflow-replay demo``: run ``news``, replay ``parse`` into ``enrich``, report; and ``ui``."""
+
+from __future__ import annotations
+
+__all__ = ["demo", "ui"]
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..connect import connect
+from ..errors import FactflowReplayError
+from ..executions import ExecutionStatus
+from ..ids import new_id
+from ..pipelines import sample_config
+from ..runtime import run_pipeline, run_until_finished
+from ..snapshot import ConfigSnapshot
+from ._app import cli, echo_json, handle_errors, settings_from, verbose_from
+from ._dagster import dagster_home, run_in_process
+from .execution import execution_details
+
+
+def _step(as_json: bool, message: str) -> None:
+    if not as_json:
+        click.echo(message)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+@handle_errors
+def demo(ctx: click.Context, as_json: bool) -> None:
+    """Run the sample pipeline end to end, replay its parse stage into enrich, and report.
+
+    Uses whatever the settings say: with nothing set, everything is embedded under
+    ./.factflow (no servers); set FACTFLOW_* to run it on RabbitMQ, S3 and PostgreSQL.
+    """
+    settings = settings_from(ctx)
+    started = time.monotonic()
+    news = ConfigSnapshot.load(sample_config("news"))
+    for name, value in settings.describe().items():
+        _step(as_json, f"{name:>9}: {value}")
+    with connect(settings) as components:
+        _step(as_json, "\n1. running the news pipeline (fetch, parse -> annotate, index) ...")
+        parent = run_pipeline(components, news, timeout=300)
+        if parent.status is not ExecutionStatus.SUCCEEDED:
+            raise FactflowReplayError(f"the news run ended {parent.status}: {parent.error}")
+        fetches = components.executions.counter(parent.id, "fetch")
+        _step(as_json, f"   execution {parent.id}: {parent.status}")
+
+        _step(as_json, "2. replaying its stored parse artefacts into route enrich (replay_job) ...")
+        replay_id = new_id("replay")
+        outcome = run_in_process(
+            "replay_job",
+            {
+                "source_execution_id": parent.id,
+                "from_stage": "parse",
+                "to_route": "enrich",
+                "reason": "demo: re-run enrich without fetching again",
+                "replay_id": replay_id,
+            },
+            settings=settings,
+            tags={"factflow/requested_by": "demo"},
+            verbose=verbose_from(ctx),
+        )
+        if outcome.exit_code:
+            raise FactflowReplayError(f"replay_job failed: {outcome.message}")
+        record = components.executions.get_replay(replay_id)
+        child_id = record.child_execution_id
+        assert child_id is not None
+        _step(
+            as_json,
+            f"   replay {replay_id}: {record.confirmed}/{record.total} confirmed, "
+            f"Dagster run {outcome.run_id}",
+        )
+
+        _step(as_json, f"3. running the child execution {child_id} ...")
+        child = run_until_finished(components, child_id, news.config.queues(), timeout=300)
+        report = _report(components.executions, parent.id, child.id, fetches, settings.home)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    report["dagster_run_id"] = outcome.run_id
+    if as_json:
+        echo_json(report)
+    else:
+        _print_report(report)
+    if child.status is not ExecutionStatus.SUCCEEDED:
+        raise SystemExit(1)
+
+
+def _report(
+    executions: Any, parent_id: str, child_id: str, fetches: int, home: Path
+) -> dict[str, Any]:
+    parent = execution_details(executions, parent_id)
+    child = execution_details(executions, child_id)
+    return {
+        "state_folder": str(home),
+        "executions": [parent, child],
+        "fetch_count_after_run": fetches,
+        "fetch_count_now": executions.counter(parent_id, "fetch"),
+        "child_fetch_count": executions.counter(child_id, "fetch"),
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    click.echo("\nReport")
+    for details in report["executions"]:
+        record = details["execution"]
+        click.echo(f"  execution {record['id']}  {record['status']}  ({record['origin']})")
+        source = record["replay_source"]
+        if source:
+            click.echo(
+                f"    replayed from {source['parent_execution_id']} "
+                f"{source['source_route']}/{source['from_stage']} -> route "
+                f"{source['to_route']} (queue {source['queue']}), "
+                f"{source['confirmed']} artefacts, replay {source['replay_id']}"
+            )
+        for row in details["lineage"]:
+            click.echo(
+                f"    {row['route']}/{row['stage']:<9} {row['status']:<10} "
+                f"{row['artefact_count']:>4} artefacts"
+            )
+    click.echo(
+        f"  sources fetched: {report['fetch_count_after_run']} by the run, "
+        f"{report['fetch_count_now'] - report['fetch_count_after_run']} since "
+        f"(the replay fetched nothing)"
+    )
+    click.echo(f"  finished in {report['seconds']} s; state kept in {report['state_folder']}")
+    click.echo("\nWhere to look next")
+    click.echo("  factflow-replay ui                         # the Dagster UI on this state")
+    child = report["executions"][1]["execution"]["id"]
+    click.echo(f"  factflow-replay execution show {child}")
+    click.echo("  factflow-replay execution list")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True)
+@click.pass_context
+@handle_errors
+def ui(ctx: click.Context, host: str, port: int) -> None:
+    """Start the Dagster UI (dagster dev) on the runs and executions the CLI records."""
+    settings = settings_from(ctx)
+    home = dagster_home(settings)
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FACTFLOW_HOME": str(settings.home)}
+    click.echo(f"DAGSTER_HOME={home}; open http://{host}:{port}", err=True)
+    os.execve(  # noqa: S606 - becomes dagster dev; every argument is built right here
+        dagster,
+        [dagster, "dev", "-m", "factflow_replay_dagster.location", "-h", host, "-p", str(port)],
+        env,
+    )

@@ -1,0 +1,7 @@
+"""A Dagster code location module: ``dagster dev -m factflow_replay_dagster.location``."""
+
+from __future__ import annotations
+
+from .definitions import build_definitions
+
+defs = build_definitions()
