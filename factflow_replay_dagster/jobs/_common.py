@@ -8,6 +8,7 @@ __all__ = [
     "as_dagster_failure",
     "interrupted",
     "interruptible",
+    "mark_canceling",
     "opened",
 ]
 
@@ -82,3 +83,12 @@ def as_dagster_failure() -> Iterator[None]:
             metadata={"error": type(exc).__name__, "exit_code": exc.exit_code},
             allow_retries=retryable,
         ) from exc
+
+
+def mark_canceling(context: dg.OpExecutionContext, message: str) -> None:
+    """Mark the run CANCELING unless a termination already did, so the interrupt that
+    follows ends it CANCELED, not FAILURE (Dagster's rule; a Ctrl-C of an in-process run
+    arrives without the mark a UI termination sets)."""
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and run.status != dg.DagsterRunStatus.CANCELING:
+        context.instance.report_run_canceling(run, message=message)

@@ -14,7 +14,14 @@ from pydantic import Field
 from ..assets import EXECUTIONS_PARTITIONS, source_partition_path, stage_asset_key
 from ..replay import DetachedReplayService, ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
-from ._common import add_run_tags, as_dagster_failure, interrupted, interruptible, opened
+from ._common import (
+    add_run_tags,
+    as_dagster_failure,
+    interrupted,
+    interruptible,
+    mark_canceling,
+    opened,
+)
 
 
 class ReplayConfig(dg.Config):
@@ -166,6 +173,11 @@ def publish_replay(
         context.log.warning(
             f"replay {result.replay_id} cancelled after {result.confirmed}/{result.total}; "
             f"resume it with resume_replay_id={result.replay_id!r}"
+        )
+        mark_canceling(
+            context,
+            f"replay {result.replay_id} stopped by an interrupt; "
+            f"{result.confirmed}/{result.total} confirmed and saved",
         )
         raise dg.DagsterExecutionInterruptedError
     return dg.Output(result, metadata=metadata)
