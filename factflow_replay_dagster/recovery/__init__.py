@@ -1,0 +1,17 @@
+"""Same-pipeline reruns and recovery of failed executions from their stored artefacts."""
+
+from __future__ import annotations
+
+from .manager import RecoveryManager
+from .models import RecoveryResult, RerunResult
+from .rerun import RerunService
+from .restart import check_input_stored, stage_input
+
+__all__ = [
+    "RecoveryManager",
+    "RecoveryResult",
+    "RerunResult",
+    "RerunService",
+    "check_input_stored",
+    "stage_input",
+]

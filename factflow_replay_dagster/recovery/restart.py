@@ -1,0 +1,51 @@
+"""What rerun and recovery share: where a stage's input is stored, and checking it is there."""
+
+from __future__ import annotations
+
+__all__ = ["check_input_stored", "stage_input"]
+
+from ..errors import IncompleteArtefactsError, NoArtefactsError
+from ..executions import ExecutionRecord, ExecutionStore
+from ..layout import stage_prefix
+from ..snapshot import ConfigSnapshot, StageRef
+from ..storage.base import ArtefactStore
+
+
+def stage_input(
+    execution: ExecutionRecord, snapshot: ConfigSnapshot, route: str, stage: str
+) -> StageRef | None:
+    """The stored artefacts ``route/stage`` consumes: the previous stage of this execution;
+    for the first stage of a replay's target route, the parent's replayed stage; ``None``
+    for a source stage (it fetches its own input)."""
+    source = execution.replay_source
+    target_first = source is not None and stage == snapshot.config.route(route).stages[0].name
+    if source is not None and target_first and route == source.to_route:
+        return StageRef(
+            execution_id=source.parent_execution_id,
+            route=source.source_route,
+            stage=source.from_stage,
+        )
+    previous = snapshot.config.previous_stage(route, stage)
+    if previous is None:
+        return None
+    return StageRef(execution_id=execution.id, route=previous[0], stage=previous[1])
+
+
+def check_input_stored(
+    artefacts: ArtefactStore, executions: ExecutionStore, ref: StageRef
+) -> tuple[int, int]:
+    """Count the stored input (objects, bytes); fail if there is none or less than its
+    lineage recorded. Nothing is changed either way."""
+    prefix = stage_prefix(ref.execution_id, ref.route, ref.stage)
+    count = size = 0
+    for info in artefacts.list(prefix):
+        count += 1
+        size += info.size
+    if count == 0:
+        raise NoArtefactsError(artefacts.location, prefix, detail=" to restart from")
+    lineage = executions.stage_lineage(ref.execution_id, ref.route, ref.stage)
+    if lineage is not None and count < lineage.artefact_count:
+        raise IncompleteArtefactsError(
+            artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
+        )
+    return count, size
