@@ -60,21 +60,48 @@ class PostgresServer:
             os.chown(self.data_root, entry.pw_uid, entry.pw_gid)
         if not self.data_dir.exists():
             result = subprocess.run(
-                [*self._run_as(), str(self.bindir / "initdb"), "-D", str(self.data_dir),
-                 "-U", self.superuser, "--auth=trust", "--encoding=UTF8", "--no-sync"],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    *self._run_as(),
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.superuser,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if result.returncode != 0:
                 raise ServerStartError(f"initdb failed: {result.stderr.strip()[-2000:]}")
         self.port = free_port()
         self._process = ServerProcess(
             "postgres",
-            [*self._run_as(), str(self.bindir / "postgres"), "-D", str(self.data_dir),
-             "-p", str(self.port), "-k", str(self.data_root), "-c", "listen_addresses=127.0.0.1",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"],
+            [
+                *self._run_as(),
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
             log_path=self.base_dir / "postgres.log",
-        )  # fmt: skip
+        )
         self._process.start()
         try:
             ready = wait_until(self._ready, timeout=60, interval=0.2)
@@ -91,17 +118,34 @@ class PostgresServer:
             return False
         result = subprocess.run(
             [str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-            capture_output=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+        )
         return result.returncode == 0
 
     def psql(self, sql: str, *, database: str = "postgres") -> str:
         """Run ``sql`` as the superuser and return its output."""
         result = subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", self.superuser, "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.superuser,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise ServerStartError(f"psql failed: {result.stderr.strip()}")
         return result.stdout
@@ -115,8 +159,9 @@ class PostgresServer:
             self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def url(self, database: str = "postgres", *, user: str | None = None,
-            password: str | None = None) -> str:  # fmt: skip
+    def url(
+        self, database: str = "postgres", *, user: str | None = None, password: str | None = None
+    ) -> str:
         """A ``postgresql+psycopg://`` URL for ``database``."""
         auth = user or self.superuser
         if password is not None:

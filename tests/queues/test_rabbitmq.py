@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import pika
 import pika.exceptions
@@ -430,14 +431,31 @@ def test_consume_from_missing_queue_raises(rabbitmq_server: RabbitMQServer) -> N
 # -- faults: a broker of this module's own, stopped and restarted ------------------------------
 
 
-@pytest.fixture(scope="module")
-def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+@pytest.fixture(scope="module", autouse=True)
+def fault_server_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[RabbitMQServer]]:
+    """Boots the fault tests' own broker in the background while the other tests run.
+
+    A boot takes 6-12 s here; overlapping it keeps this file within its time budget.
+    """
     server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq-faults"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+
+    def boot() -> RabbitMQServer:
+        server.start()
+        return server
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault-broker") as pool:
+        booting = pool.submit(boot)
+        try:
+            yield booting
+        finally:
+            wait([booting])
+            server.stop()
+
+
+@pytest.fixture
+def fault_server(fault_server_boot: Future[RabbitMQServer]) -> RabbitMQServer:
+    """A broker of this module only, so stopping it leaves the shared one alone."""
+    return fault_server_boot.result(timeout=JOIN_TIMEOUT)
 
 
 def in_background(action: Callable[[], None]) -> threading.Thread:
@@ -463,6 +481,7 @@ def consume_across_restart(
     return seen
 
 
+@pytest.mark.slow
 def test_broker_restart_mid_publish_loses_nothing(fault_server: RabbitMQServer) -> None:
     queue, consumed_queue = new_queue(), new_queue()
     window = 64
@@ -511,6 +530,7 @@ def test_broker_restart_mid_publish_loses_nothing(fault_server: RabbitMQServer) 
     assert queue_state(fault_server.url, consumed_queue) == 0
 
 
+@pytest.mark.slow
 def test_retries_exhausted_raise_broker_connection_error(
     fault_server: RabbitMQServer, caplog: pytest.LogCaptureFixture
 ) -> None:

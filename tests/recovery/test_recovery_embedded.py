@@ -104,7 +104,7 @@ def test_refusals_publish_and_change_nothing(
     )
     for path in sorted(parse_folder.iterdir())[:5]:
         path.unlink()
-    with pytest.raises(IncompleteArtefactsError, match="240 .* 235"):
+    with pytest.raises(IncompleteArtefactsError, match=r"240 .* 235"):
         manager(components).recover(lost.id)
     shutil.rmtree(parse_folder)
     with pytest.raises(Exception, match="no artefacts"):
