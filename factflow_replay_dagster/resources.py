@@ -93,6 +93,9 @@ class ExecutionStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         description="SQLAlchemy URL (FACTFLOW_DATABASE_URL), e.g. sqlite:////path/executions.db "
         "or postgresql+psycopg://user:password@host/db. Give URLs with passwords as an EnvVar."
     )
+    recovery_max_attempts: int = Field(
+        default=3, ge=1, description="Recoveries of one execution before it needs a person."
+    )
 
     def open(self) -> ExecutionStore:
         return ExecutionStore(self.database_url)
@@ -142,6 +145,7 @@ def build_resources(settings: Settings, environ: dict[str, str] | None = None) -
             embedded_lease_seconds=settings.embedded_lease_seconds,
         ),
         "executions": ExecutionStoreResource(
-            database_url=_env_or("FACTFLOW_DATABASE_URL", settings.database_url, env)
+            database_url=_env_or("FACTFLOW_DATABASE_URL", settings.database_url, env),
+            recovery_max_attempts=settings.recovery_max_attempts,
         ),
     }

@@ -122,6 +122,17 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+def _bool(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -157,6 +168,8 @@ class Settings:
     recovery_max_attempts: int = 3
     progress_every: int = 100
     embedded_lease_seconds: float = 60.0
+    auto_recovery: bool = True
+    recovery_sensor_interval: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -185,6 +198,8 @@ class Settings:
             recovery_max_attempts=_int(env, "FACTFLOW_RECOVERY_MAX_ATTEMPTS", 3, minimum=1),
             progress_every=_int(env, "FACTFLOW_PROGRESS_EVERY", 100, minimum=1),
             embedded_lease_seconds=_float(env, "FACTFLOW_EMBEDDED_LEASE_SECONDS", 60.0),
+            auto_recovery=_bool(env, "FACTFLOW_AUTO_RECOVERY", default=True),
+            recovery_sensor_interval=_int(env, "FACTFLOW_RECOVERY_SENSOR_INTERVAL", 30, minimum=1),
         )
         storage_kind(settings.storage_url)  # validate early, with a clear error
         broker_kind(settings.broker_url)

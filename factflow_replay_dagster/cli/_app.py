@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,6 +58,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     Configuration comes from FACTFLOW_* environment variables (see the README); with none
     set, everything runs embedded under ./.factflow.
     """
+    if verbose < 2:  # Dagster warns about its own beta parameters; not the user's concern
+        warnings.filterwarnings("ignore", message="Parameter `owners`")
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(
         level=max(level, logging.DEBUG),

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -62,7 +62,7 @@ class StoreBase:
     def close(self) -> None:
         self._engine.dispose()
 
-    def __enter__(self) -> StoreBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -83,9 +83,15 @@ class ReplaysMixin(StoreBase):
             return ReplayRecord.model_validate(row)
 
     def list_replays(
-        self, *, source_execution_id: str | None = None, child_execution_id: str | None = None
+        self,
+        *,
+        source_execution_id: str | None = None,
+        child_execution_id: str | None = None,
+        dagster_run_id: str | None = None,
     ) -> list[ReplayRecord]:
         query = select(Replay).order_by(Replay.created_at)
+        if dagster_run_id is not None:
+            query = query.where(Replay.dagster_run_id == dagster_run_id)
         if source_execution_id is not None:
             query = query.where(Replay.source_execution_id == source_execution_id)
         if child_execution_id is not None:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from .recovery import RecoveryConfig, RerunConfig, recovery_job, rerun_stage_job
 from .replay import ReplayConfig, replay_job
 
-__all__ = ["ReplayConfig", "replay_job"]
+__all__ = [
+    "RecoveryConfig",
+    "ReplayConfig",
+    "RerunConfig",
+    "recovery_job",
+    "replay_job",
+    "rerun_stage_job",
+]

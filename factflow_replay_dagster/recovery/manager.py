@@ -12,12 +12,12 @@ from ..errors import (
     NotFailedError,
     NothingSucceededError,
 )
-from ..executions import ExecutionStatus, ExecutionStore, StageStatus
+from ..executions import ExecutionStatus, ExecutionStore
 from ..messages import InitMessage
 from ..queues.base import QueuePublisher
 from ..storage.base import ArtefactStore
 from .models import RecoveryResult
-from .restart import check_input_stored, stage_input
+from .restart import check_input_stored, restart_point, stage_input
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,6 @@ class RecoveryManager:
         self.publisher = publisher
         self.max_attempts = max_attempts
 
-    def restart_point(self, execution_id: str) -> tuple[str, str]:
-        """The first stage, in pipeline order, that did not succeed (after at least one did)."""
-        lineage = self.executions.lineage(execution_id)
-        succeeded = False
-        for row in lineage:
-            if row.status is StageStatus.SUCCEEDED:
-                succeeded = True
-                continue
-            if not succeeded:
-                break
-            return row.route, row.stage
-        raise NothingSucceededError(execution_id)
-
     def recover(
         self,
         execution_id: str,
@@ -73,7 +60,7 @@ class RecoveryManager:
         if execution.status is not ExecutionStatus.FAILED:
             raise NotFailedError(execution_id, execution.status)
         snapshot = self.executions.snapshot_of(execution_id)
-        route, stage = self.restart_point(execution_id)
+        route, stage = restart_point(self.executions, execution_id)
         source = stage_input(execution, snapshot, route, stage)
         if source is None:  # pragma: no cover - a stage after a succeeded one has an input
             raise NothingSucceededError(execution_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["check_input_stored", "stage_input"]
+__all__ = ["check_input_stored", "restart_point", "stage_input"]
 
-from ..errors import IncompleteArtefactsError, NoArtefactsError
-from ..executions import ExecutionRecord, ExecutionStore
+from ..errors import IncompleteArtefactsError, NoArtefactsError, NothingSucceededError
+from ..executions import ExecutionRecord, ExecutionStore, StageStatus
 from ..layout import stage_prefix
 from ..snapshot import ConfigSnapshot, StageRef
 from ..storage.base import ArtefactStore
@@ -49,3 +49,19 @@ def check_input_stored(
             artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
         )
     return count, size
+
+
+def restart_point(executions: ExecutionStore, execution_id: str) -> tuple[str, str]:
+    """The first stage, in pipeline order, that did not succeed, after one that did.
+
+    :class:`NothingSucceededError` when no stage succeeded (or all did).
+    """
+    succeeded = False
+    for row in executions.lineage(execution_id):
+        if row.status is StageStatus.SUCCEEDED:
+            succeeded = True
+        elif succeeded:
+            return row.route, row.stage
+        else:
+            break
+    raise NothingSucceededError(execution_id)

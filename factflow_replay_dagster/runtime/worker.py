@@ -81,6 +81,7 @@ class Worker:
         self._snapshots: dict[str, ConfigSnapshot] = {}
         self._active: dict[tuple[str, int], set[tuple[str, str]]] = {}
         self._running: set[tuple[str, str, str, int]] = set()
+        self._failed: set[tuple[str, str, str, int]] = set()
         self.handled = 0
 
     # -- loop -----------------------------------------------------------------------------
@@ -208,6 +209,8 @@ class Worker:
         if executions.is_processed(*target.key, message_id):
             self._ensure_end_sent(target)
             return True
+        if target.key in self._failed:
+            return False  # the stage failed in this attempt: a recovery restarts it from storage
         if target.key not in self._running:
             executions.mark_stage_running(*target.key)
             self._running.add(target.key)
@@ -234,6 +237,7 @@ class Worker:
                 "stage %s/%s of %s failed: %s", target.route, target.stage, execution_id, error
             )
             executions.fail_stage(*target.key, error)
+            self._failed.add(target.key)
             return False
         self._store_and_forward(target, outputs)
         outcome = executions.record_processed(

@@ -1,0 +1,142 @@
+"""``factflow-replay execution rerun`` and ``execution recover``: run their Dagster jobs."""
+
+from __future__ import annotations
+
+__all__ = ["recover", "rerun"]
+
+from typing import Any
+
+import click
+
+from ._app import echo_json, handle_errors, settings_from, verbose_from
+from ._dagster import JobOutcome, run_in_process, run_on_webserver
+from .execution import execution
+
+
+def _run(
+    ctx: click.Context,
+    job: str,
+    op: str,
+    config: dict[str, Any],
+    dagster_url: str | None,
+    location: str,
+) -> JobOutcome:
+    config = {k: v for k, v in config.items() if v not in (None, False)}
+    tags = {"factflow/requested_by": "cli"}
+    if dagster_url:
+        return run_on_webserver(dagster_url, job, config, location=location, tags=tags)
+    return run_in_process(
+        job,
+        config,
+        settings=settings_from(ctx),
+        tags=tags,
+        output_nodes=((op, "result"),),
+        verbose=verbose_from(ctx),
+    )
+
+
+def _finish(outcome: JobOutcome, op: str, as_json: bool, describe: str) -> None:
+    result = (outcome.outputs or {}).get(op)
+    if as_json:
+        echo_json(
+            {
+                "run_id": outcome.run_id,
+                "run_status": outcome.status,
+                "exit_code": outcome.exit_code,
+                "error": outcome.message,
+                "result": result.model_dump(mode="json") if result is not None else None,
+            }
+        )
+    elif outcome.exit_code:
+        click.secho(f"error: {outcome.message or outcome.status}", fg="red", err=True)
+    elif result is not None:
+        click.echo(describe.format(r=result) + f" (Dagster run {outcome.run_id})")
+    if outcome.exit_code:
+        raise SystemExit(outcome.exit_code)
+
+
+_URL = click.option("--dagster-url", help="Run on this Dagster webserver (GraphQL) instead.")
+_LOCATION = click.option(
+    "--location", default="factflow", show_default=True, help="Code location name on the webserver."
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+
+
+@execution.command("rerun")
+@click.argument("execution_id")
+@click.option("--stage", required=True, help="The stage to rerun (queue from the snapshot).")
+@click.option("--route", help="Its route, if the stage name is ambiguous.")
+@click.option("--only-this-stage", is_flag=True, help="Do not rerun the stages after it.")
+@click.option("--reason", help="Why: kept in the stage's lineage.")
+@_JSON
+@_URL
+@_LOCATION
+@click.pass_context
+@handle_errors
+def rerun(
+    ctx: click.Context,
+    execution_id: str,
+    stage: str,
+    route: str | None,
+    only_this_stage: bool,
+    reason: str | None,
+    as_json: bool,
+    dagster_url: str | None,
+    location: str,
+) -> None:
+    """Rerun STAGE of EXECUTION_ID (and what follows) from its stored input (rerun_stage_job)."""
+    outcome = _run(
+        ctx,
+        "rerun_stage_job",
+        "rerun_stage",
+        {
+            "execution_id": execution_id,
+            "stage": stage,
+            "route": route,
+            "only_this_stage": only_this_stage,
+            "reason": reason,
+        },
+        dagster_url,
+        location,
+    )
+    _finish(
+        outcome,
+        "rerun_stage",
+        as_json,
+        "rerun of {r.route}/{r.stage} of {r.execution_id}: attempt {r.attempt}, init "
+        "message {r.init_message_id} on queue {r.queue}",
+    )
+
+
+@execution.command("recover")
+@click.argument("execution_id")
+@click.option("--reason", help="Why: kept with the recovery.")
+@_JSON
+@_URL
+@_LOCATION
+@click.pass_context
+@handle_errors
+def recover(
+    ctx: click.Context,
+    execution_id: str,
+    reason: str | None,
+    as_json: bool,
+    dagster_url: str | None,
+    location: str,
+) -> None:
+    """Restart failed EXECUTION_ID from its last succeeded stage (recovery_job)."""
+    outcome = _run(
+        ctx,
+        "recovery_job",
+        "recover_execution",
+        {"execution_id": execution_id, "reason": reason},
+        dagster_url,
+        location,
+    )
+    _finish(
+        outcome,
+        "recover_execution",
+        as_json,
+        "recovery {r.recovery} of {r.execution_id}: restart at {r.restart_route}/"
+        "{r.restart_stage} (attempt {r.attempt}) from {r.input_artefacts} stored artefacts",
+    )

@@ -1,0 +1,185 @@
+"""Sensors: recover failed executions automatically; never leave a crashed replay RUNNING.
+
+The bodies are thin; the decisions are typed helpers (``failed_execution_requests``,
+``close_replays_of_run``) tested on their own.
+"""
+
+# No `from __future__ import annotations` here: Dagster reads sensor annotations at runtime.
+
+__all__ = [
+    "close_replays_of_run",
+    "failed_execution_requests",
+    "make_failed_execution_sensor",
+    "make_replay_run_sensors",
+]
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from .errors import NothingSucceededError
+from .executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
+from .recovery import restart_point
+from .resources import ExecutionStoreResource
+
+#: Change-log entries read per tick; the cursor advances by what was read.
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class FailedScan:
+    """What one tick found: recovery run requests, the new cursor, and why nothing else."""
+
+    requests: list[dg.RunRequest]
+    cursor: str
+    skipped: list[str]
+
+
+def _has_restart_point(store: ExecutionStore, execution: ExecutionRecord) -> bool:
+    try:
+        restart_point(store, execution.id)
+    except NothingSucceededError:
+        return False
+    return True
+
+
+def failed_execution_requests(store: ExecutionStore, cursor: str | None) -> FailedScan:
+    """Recovery requests for executions that became FAILED after ``cursor`` (a change-log
+    position). Without a cursor (first tick) every execution FAILED now is considered, so
+    failures from before the sensor (or while the daemon was down) are recovered too.
+
+    The run key ``recover:<execution>:<failure number>`` makes each failure recovered once,
+    whatever the number of ticks or daemons.
+    """
+    if cursor is None:
+        candidates = store.list_executions(status=ExecutionStatus.FAILED, limit=10_000)
+        new_cursor = store.last_event_seq()
+    else:
+        events = store.events_since(int(cursor), kinds=["status"], limit=BATCH)
+        new_cursor = events[-1].seq if events else int(cursor)
+        failed_ids = dict.fromkeys(e.execution_id for e in events if e.status == "FAILED")
+        candidates = [r for i in failed_ids if (r := store.find_execution(i)) is not None]
+    requests, skipped = [], []
+    for execution in candidates:
+        if execution.status is not ExecutionStatus.FAILED:
+            skipped.append(f"{execution.id} is {execution.status} now")
+            continue
+        if not _has_restart_point(store, execution):
+            skipped.append(f"{execution.id} has no succeeded stage to restart from")
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"recover:{execution.id}:{execution.failure_count}",
+                run_config={
+                    "execution_id": execution.id,
+                    "reason": f"failed_execution_sensor: {execution.error or 'failed'}"[:2000],
+                },
+                tags={"factflow/execution": execution.id, "factflow/requested_by": "sensor"},
+            )
+        )
+    return FailedScan(requests, str(new_cursor), skipped)
+
+
+def make_failed_execution_sensor(
+    recovery_job: dg.JobDefinition,
+    *,
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
+    """The sensor that requests ``recovery_job`` for each newly failed execution."""
+
+    @dg.sensor(
+        name="failed_execution_sensor",
+        job=recovery_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests recovery_job once per failure of an execution (run key "
+        "recover:<execution>:<failure number>); follows the execution store's "
+        "change log with a cursor.",
+    )
+    def failed_execution_sensor(
+        context: dg.SensorEvaluationContext, executions: ExecutionStoreResource
+    ) -> dg.SensorResult:
+        with executions.open() as store:
+            scan = failed_execution_requests(store, context.cursor)
+        if scan.requests:
+            return dg.SensorResult(run_requests=scan.requests, cursor=scan.cursor)
+        reason = "no execution failed since the last check"
+        if scan.skipped:
+            reason = "nothing to recover: " + "; ".join(scan.skipped[:10])
+        return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=scan.cursor)
+
+    return failed_execution_sensor
+
+
+def close_replays_of_run(
+    store: ExecutionStore, run_id: str, *, state: ReplayState, error: str
+) -> list[str]:
+    """Mark replays of a run that ended badly as ``state`` and their child executions FAILED
+    or CANCELLED, unless the op already did. Returns the replay ids it changed."""
+    changed = []
+    for replay in store.list_replays(dagster_run_id=run_id):
+        if replay.state not in (ReplayState.PLANNED, ReplayState.RUNNING):
+            continue
+        store.set_replay_state(replay.replay_id, state, error=error)
+        if replay.child_execution_id is not None:
+            status = (
+                ExecutionStatus.FAILED if state is ReplayState.FAILED else ExecutionStatus.CANCELLED
+            )
+            store.set_status(
+                replay.child_execution_id,
+                status,
+                error=f"replay {replay.replay_id}: {error}",
+                only_from=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING],
+            )
+        changed.append(replay.replay_id)
+    return changed
+
+
+def make_replay_run_sensors(replay_job: dg.JobDefinition) -> list[dg.SensorDefinition]:
+    """``replay_failure_sensor`` (failed runs) and ``replay_canceled_sensor`` (cancelled runs
+    whose process could not clean up, e.g. killed): neither leaves a replay RUNNING."""
+
+    @dg.run_failure_sensor(
+        name="replay_failure_sensor",
+        monitored_jobs=[replay_job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks the replay and its child execution FAILED with the run's error "
+        "when a replay_job run fails (also when its process crashed).",
+    )
+    def replay_failure_sensor(
+        context: dg.RunFailureSensorContext, executions: ExecutionStoreResource
+    ) -> dg.SkipReason | None:
+        error = context.failure_event.message or "the replay_job run failed"
+        with executions.open() as store:
+            changed = close_replays_of_run(
+                store, context.dagster_run.run_id, state=ReplayState.FAILED, error=error
+            )
+        if not changed:
+            return dg.SkipReason(f"run {context.dagster_run.run_id} left no replay RUNNING")
+        context.log.info(f"marked replays {', '.join(changed)} failed: {error}")
+        return None
+
+    @dg.run_status_sensor(
+        name="replay_canceled_sensor",
+        run_status=dg.DagsterRunStatus.CANCELED,
+        monitored_jobs=[replay_job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks a replay CANCELLED (resumable) when its run was cancelled without "
+        "the op saving that itself (e.g. a killed process).",
+    )
+    def replay_canceled_sensor(
+        context: dg.RunStatusSensorContext, executions: ExecutionStoreResource
+    ) -> dg.SkipReason | None:
+        with executions.open() as store:
+            changed = close_replays_of_run(
+                store,
+                context.dagster_run.run_id,
+                state=ReplayState.CANCELLED,
+                error="the replay_job run was cancelled",
+            )
+        if not changed:
+            return dg.SkipReason(f"run {context.dagster_run.run_id} left no replay RUNNING")
+        return None
+
+    return [replay_failure_sensor, replay_canceled_sensor]

@@ -1,0 +1,179 @@
+"""Sensors evaluated as the daemon would (build_sensor_context, evaluate_tick): cursors,
+run keys, skip reasons; and the replay run-failure sensor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore, ReplayState
+from factflow_replay_dagster.pipelines import sample_config
+from factflow_replay_dagster.resources import ExecutionStoreResource
+from factflow_replay_dagster.settings import Settings
+from factflow_replay_dagster.snapshot import ConfigSnapshot
+
+STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"FACTFLOW_HOME": str(tmp_path)}
+
+
+@pytest.fixture
+def defs(env: dict[str, str]) -> dg.Definitions:
+    return build_definitions(Settings.from_env(env))
+
+
+@pytest.fixture
+def store(env: dict[str, str]) -> Iterator[ExecutionStore]:
+    with ExecutionStore(Settings.from_env(env).database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def resources(env: dict[str, str]) -> dict[str, object]:
+    return {"executions": ExecutionStoreResource(database_url=Settings.from_env(env).database_url)}
+
+
+def failing(store: ExecutionStore, execution_id: str, *, succeeded: int = 2) -> None:
+    """An execution whose first ``succeeded`` stages succeeded and the next failed."""
+    store.create_execution(execution_id, ConfigSnapshot.load(sample_config("news")))
+    attempt = store.begin_attempt(execution_id, STAGES)
+    for route, stage in STAGES[:succeeded]:
+        store.set_inputs_expected(execution_id, route, stage, attempt, 0)
+    route, stage = STAGES[succeeded]
+    store.fail_stage(execution_id, route, stage, attempt, "boom")
+
+
+def tick(defs: dg.Definitions, resources, cursor: str | None):
+    sensor = defs.resolve_sensor_def("failed_execution_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return sensor.evaluate_tick(context)
+
+
+def test_first_tick_recovers_what_is_failed_now_once_per_failure(defs, resources, store) -> None:
+    failing(store, "exec-a")
+    failing(store, "exec-b", succeeded=0)  # nothing to restart from: skipped, with a reason
+    result = tick(defs, resources, None)
+    assert [r.run_key for r in result.run_requests] == ["recover:exec-a:1"]
+    request = result.run_requests[0]
+    assert request.run_config == {
+        "execution_id": "exec-a",
+        "reason": "failed_execution_sensor: stage enrich/annotate failed: boom",
+    }
+    assert request.tags["factflow/execution"] == "exec-a"
+    assert result.cursor == str(store.last_event_seq())
+
+
+def test_a_quiet_tick_skips_and_says_why(defs, resources, store) -> None:
+    failing(store, "exec-a")
+    cursor = str(store.last_event_seq())
+    result = tick(defs, resources, cursor)
+    assert result.run_requests == []
+    assert result.skip_message == "no execution failed since the last check"
+    assert result.cursor == cursor
+
+
+def test_failures_after_the_cursor_are_found_and_each_failure_gets_its_own_run_key(
+    defs, resources, store
+) -> None:
+    cursor = str(store.last_event_seq())  # the daemon last looked here, then went down
+    failing(store, "exec-a")
+    first = tick(defs, resources, cursor)
+    assert [r.run_key for r in first.run_requests] == ["recover:exec-a:1"]
+    # Recovered, and failed again: a second failure, a second run key.
+    claim = store.claim_recovery(
+        "exec-a", restart_route="enrich", restart_stage="annotate", reset=STAGES[2:], max_attempts=3
+    )
+    store.finish_recovery(claim)
+    store.fail_stage("exec-a", "enrich", "annotate", claim.attempt, "boom again")
+    second = tick(defs, resources, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["recover:exec-a:2"]
+    assert int(second.cursor) > int(first.cursor)
+
+
+def test_a_failure_already_being_recovered_is_skipped_with_its_reason(
+    defs, resources, store
+) -> None:
+    cursor = str(store.last_event_seq())
+    failing(store, "exec-a")
+    store.claim_recovery(
+        "exec-a", restart_route="enrich", restart_stage="annotate", reset=STAGES[2:], max_attempts=3
+    )
+    result = tick(defs, resources, cursor)
+    assert result.run_requests == []
+    assert "exec-a is RECOVERING now" in (result.skip_message or "")
+
+
+def test_sensor_settings_come_from_the_environment(tmp_path: Path) -> None:
+    defs = build_definitions(
+        Settings.from_env(
+            {
+                "FACTFLOW_HOME": str(tmp_path),
+                "FACTFLOW_AUTO_RECOVERY": "false",
+                "FACTFLOW_RECOVERY_SENSOR_INTERVAL": "7",
+            }
+        )
+    )
+    sensor = defs.resolve_sensor_def("failed_execution_sensor")
+    assert sensor.minimum_interval_seconds == 7
+    assert sensor.default_status is dg.DefaultSensorStatus.STOPPED
+
+
+def test_replay_failure_sensor_marks_a_crashed_replay_and_its_child_failed(
+    defs, resources, store
+) -> None:
+    job = defs.resolve_job_def("replay_job")
+    sensor = defs.resolve_sensor_def("replay_failure_sensor")
+    snapshot = ConfigSnapshot.load(sample_config("news"))
+    store.create_execution("parent", snapshot)
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            run_config={
+                "source_execution_id": "parent",
+                "from_stage": "parse",
+                "to_route": "enrich",
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not result.success
+        # What a process killed mid-replay leaves behind: a RUNNING replay of that run.
+        store.create_replay(
+            "replay-x",
+            source_execution_id="parent",
+            source_route="ingest",
+            from_stage="parse",
+            to_route="enrich",
+            queue="news.enrich",
+            request={},
+            total=10,
+            bytes_total=10,
+            first_key="a",
+            last_key="b",
+            child_execution_id="child-x",
+            dagster_run_id=result.run_id,
+        )
+        store.create_execution("child-x", snapshot, parent_id="parent", origin="replay")
+        store.set_replay_state("replay-x", ReplayState.RUNNING)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="replay_failure_sensor",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_failure_event(),
+            resources=resources,
+        ).for_run_failure()
+        assert sensor(context) is None
+        assert store.get_replay("replay-x").state is ReplayState.FAILED
+        child = store.get_execution("child-x")
+        assert child.status is ExecutionStatus.FAILED
+        assert "replay-x" in (child.error or "")
+        again = sensor(context)  # nothing left RUNNING: a skip that says so
+        assert isinstance(again, dg.SkipReason)
+        assert result.run_id in (again.skip_message or "")
