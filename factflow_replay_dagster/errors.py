@@ -30,6 +30,7 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   ├── NotFailedError                the execution is not failed
     │   ├── AlreadyRecoveringError        another recovery of the same failure won
     │   ├── NothingSucceededError         no stage succeeded: that is a rerun, not a recovery
+    │   ├── NotSettledError               a stage of the failed attempt is still running
     │   └── RecoveryLimitError            too many attempts; the execution needs a person
     └── StageFailedError                  a pipeline stage raised (reference runtime)
 
@@ -58,6 +59,7 @@ __all__ = [
     "MessageNackedError",
     "NoArtefactsError",
     "NotFailedError",
+    "NotSettledError",
     "NothingSucceededError",
     "QueueError",
     "QueueNotFoundError",
@@ -373,6 +375,20 @@ class NothingSucceededError(RecoveryError):
             f"execution {execution_id!r} has no succeeded stage to restart from: restarting "
             "at the first stage would fetch the sources again, which is a new run, not a "
             "recovery (use `factflow-replay execution rerun` if that is what you want)"
+        )
+
+
+class NotSettledError(RecoveryError):
+    """A stage of the failed attempt is still running; recovering now would redo its work."""
+
+    def __init__(self, execution_id: str, running: list[str], retry_in: float) -> None:
+        self.execution_id = execution_id
+        self.running = running
+        self.retry_in = retry_in
+        super().__init__(
+            f"execution {execution_id!r} failed, but {', '.join(running)} of the same attempt "
+            f"{'is' if len(running) == 1 else 'are'} still running; recovering now would redo "
+            f"that work. Retry once it finished (at most {retry_in:.0f} s from now), or force it"
         )
 
 

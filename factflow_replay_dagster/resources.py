@@ -96,6 +96,12 @@ class ExecutionStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     recovery_max_attempts: int = Field(
         default=3, ge=1, description="Recoveries of one execution before it needs a person."
     )
+    recovery_settle_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="After a failure, how long recovery waits for the "
+        "failed attempt's still-running stages to finish before restarting without them.",
+    )
 
     def open(self) -> ExecutionStore:
         return ExecutionStore(self.database_url)
@@ -147,5 +153,6 @@ def build_resources(settings: Settings, environ: dict[str, str] | None = None) -
         "executions": ExecutionStoreResource(
             database_url=_env_or("FACTFLOW_DATABASE_URL", settings.database_url, env),
             recovery_max_attempts=settings.recovery_max_attempts,
+            recovery_settle_seconds=settings.recovery_settle_seconds,
         ),
     }

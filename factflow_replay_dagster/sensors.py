@@ -13,13 +13,14 @@ __all__ = [
     "make_replay_run_sensors",
 ]
 
+import json
 from dataclasses import dataclass
 
 import dagster as dg
 
-from .errors import NothingSucceededError
+from .errors import NothingSucceededError, NotSettledError
 from .executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
-from .recovery import restart_point
+from .recovery import check_settled, restart_point
 from .resources import ExecutionStoreResource
 
 #: Change-log entries read per tick; the cursor advances by what was read.
@@ -35,6 +36,29 @@ class FailedScan:
     skipped: list[str]
 
 
+@dataclass(frozen=True)
+class _Cursor:
+    """The change-log position read up to, and failures waiting for their attempt to settle.
+
+    Stored as JSON; a bare integer (an older cursor) is read as a position.
+    """
+
+    seq: int
+    waiting: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "_Cursor | None":
+        if raw is None:
+            return None
+        if raw.strip().isdigit():
+            return cls(int(raw))
+        data = json.loads(raw)
+        return cls(int(data["seq"]), tuple(data.get("waiting", ())))
+
+    def dump(self) -> str:
+        return json.dumps({"seq": self.seq, "waiting": sorted(set(self.waiting))})
+
+
 def _has_restart_point(store: ExecutionStore, execution: ExecutionRecord) -> bool:
     try:
         restart_point(store, execution.id)
@@ -43,23 +67,32 @@ def _has_restart_point(store: ExecutionStore, execution: ExecutionRecord) -> boo
     return True
 
 
-def failed_execution_requests(store: ExecutionStore, cursor: str | None) -> FailedScan:
+def failed_execution_requests(
+    store: ExecutionStore, cursor: str | None, *, settle_seconds: float = 60.0
+) -> FailedScan:
     """Recovery requests for executions that became FAILED after ``cursor`` (a change-log
-    position). Without a cursor (first tick) every execution FAILED now is considered, so
-    failures from before the sensor (or while the daemon was down) are recovered too.
+    position), plus those still waiting from earlier ticks. Without a cursor (first tick)
+    every execution FAILED now is considered, so failures from before the sensor existed (or
+    while the daemon was down) are recovered too.
 
-    The run key ``recover:<execution>:<failure number>`` makes each failure recovered once,
-    whatever the number of ticks or daemons.
+    A failure whose attempt still has a stage running waits (kept in the cursor) until that
+    stage finishes or ``settle_seconds`` pass. The run key ``recover:<execution>:<failure
+    number>`` makes each failure recovered once, whatever the number of ticks or daemons.
     """
-    if cursor is None:
+    previous = _Cursor.parse(cursor)
+    if previous is None:
         candidates = store.list_executions(status=ExecutionStatus.FAILED, limit=10_000)
-        new_cursor = store.last_event_seq()
+        position = store.last_event_seq()
     else:
-        events = store.events_since(int(cursor), kinds=["status"], limit=BATCH)
-        new_cursor = events[-1].seq if events else int(cursor)
-        failed_ids = dict.fromkeys(e.execution_id for e in events if e.status == "FAILED")
-        candidates = [r for i in failed_ids if (r := store.find_execution(i)) is not None]
-    requests, skipped = [], []
+        events = store.events_since(previous.seq, kinds=["status"], limit=BATCH)
+        position = events[-1].seq if events else previous.seq
+        ids = dict.fromkeys(
+            [*previous.waiting, *(e.execution_id for e in events if e.status == "FAILED")]
+        )
+        candidates = [r for i in ids if (r := store.find_execution(i)) is not None]
+    requests: list[dg.RunRequest] = []
+    skipped: list[str] = []
+    waiting: list[str] = []
     for execution in candidates:
         if execution.status is not ExecutionStatus.FAILED:
             skipped.append(f"{execution.id} is {execution.status} now")
@@ -67,17 +100,24 @@ def failed_execution_requests(store: ExecutionStore, cursor: str | None) -> Fail
         if not _has_restart_point(store, execution):
             skipped.append(f"{execution.id} has no succeeded stage to restart from")
             continue
+        try:
+            check_settled(store, execution, settle_seconds=settle_seconds)
+        except NotSettledError as exc:
+            waiting.append(execution.id)
+            skipped.append(
+                f"{execution.id} waits: {', '.join(exc.running)} still running "
+                f"(at most {exc.retry_in:.0f} s more)"
+            )
+            continue
+        reason = f"failed_execution_sensor: {execution.error or 'failed'}"
         requests.append(
             dg.RunRequest(
                 run_key=f"recover:{execution.id}:{execution.failure_count}",
-                run_config={
-                    "execution_id": execution.id,
-                    "reason": f"failed_execution_sensor: {execution.error or 'failed'}"[:2000],
-                },
+                run_config={"execution_id": execution.id, "reason": reason[:2000]},
                 tags={"factflow/execution": execution.id, "factflow/requested_by": "sensor"},
             )
         )
-    return FailedScan(requests, str(new_cursor), skipped)
+    return FailedScan(requests, _Cursor(position, tuple(waiting)).dump(), skipped)
 
 
 def make_failed_execution_sensor(
@@ -101,7 +141,9 @@ def make_failed_execution_sensor(
         context: dg.SensorEvaluationContext, executions: ExecutionStoreResource
     ) -> dg.SensorResult:
         with executions.open() as store:
-            scan = failed_execution_requests(store, context.cursor)
+            scan = failed_execution_requests(
+                store, context.cursor, settle_seconds=executions.recovery_settle_seconds
+            )
         if scan.requests:
             return dg.SensorResult(run_requests=scan.requests, cursor=scan.cursor)
         reason = "no execution failed since the last check"

@@ -169,6 +169,7 @@ class Settings:
     progress_every: int = 100
     embedded_lease_seconds: float = 60.0
     auto_recovery: bool = True
+    recovery_settle_seconds: float = 60.0
     recovery_sensor_interval: int = 30
 
     @classmethod
@@ -199,6 +200,7 @@ class Settings:
             progress_every=_int(env, "FACTFLOW_PROGRESS_EVERY", 100, minimum=1),
             embedded_lease_seconds=_float(env, "FACTFLOW_EMBEDDED_LEASE_SECONDS", 60.0),
             auto_recovery=_bool(env, "FACTFLOW_AUTO_RECOVERY", default=True),
+            recovery_settle_seconds=_float(env, "FACTFLOW_RECOVERY_SETTLE_SECONDS", 60.0),
             recovery_sensor_interval=_int(env, "FACTFLOW_RECOVERY_SENSOR_INTERVAL", 30, minimum=1),
         )
         storage_kind(settings.storage_url)  # validate early, with a clear error

@@ -28,6 +28,11 @@ class RecoveryConfig(dg.Config):
         description="The FAILED execution to restart from its last succeeded stage."
     )
     reason: str | None = Field(default=None, description="Why: kept with the recovery.")
+    force: bool = Field(
+        default=False,
+        description="Recover now even if a stage of the failed attempt is "
+        "still running (its work is redone).",
+    )
 
 
 class RerunConfig(dg.Config):
@@ -82,12 +87,14 @@ def recover_execution(
             executions=components.executions,
             publisher=components.publisher,
             max_attempts=executions.recovery_max_attempts,
+            settle_seconds=executions.recovery_settle_seconds,
         )
         result = manager.recover(
             execution_id,
             reason=config.reason,
             requested_by=context.run.tags.get("dagster/sensor_name", "dagster"),
             dagster_run_id=context.run_id,
+            force=config.force,
         )
         pipeline = components.executions.get_execution(execution_id).pipeline
     add_run_tags(context, {"recovery": str(result.recovery)})

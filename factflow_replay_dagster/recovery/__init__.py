@@ -5,7 +5,7 @@ from __future__ import annotations
 from .manager import RecoveryManager
 from .models import RecoveryResult, RerunResult
 from .rerun import RerunService
-from .restart import check_input_stored, restart_point, stage_input
+from .restart import check_input_stored, check_settled, restart_point, stage_input
 
 __all__ = [
     "RecoveryManager",
@@ -13,6 +13,7 @@ __all__ = [
     "RerunResult",
     "RerunService",
     "check_input_stored",
+    "check_settled",
     "restart_point",
     "stage_input",
 ]

@@ -17,7 +17,7 @@ from ..messages import InitMessage
 from ..queues.base import QueuePublisher
 from ..storage.base import ArtefactStore
 from .models import RecoveryResult
-from .restart import check_input_stored, restart_point, stage_input
+from .restart import check_input_stored, check_settled, restart_point, stage_input
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ class RecoveryManager:
     """Recovers a FAILED execution by publishing one init message at its first unfinished stage.
 
     Refuses (publishing nothing) when the execution is not failed, is already being
-    recovered, has no succeeded stage (that would fetch the sources again: a rerun, not a
+    recovered, still has a stage of the failed attempt running (for ``settle_seconds``
+    after the failure), has no succeeded stage (that would fetch the sources again: a rerun, not a
     recovery), or when the artefacts it would restart from are missing. Attempts are
     counted in the execution store; past ``max_attempts`` the execution becomes
     NEEDS_ATTENTION. Two recoveries of one failure, in any processes, publish once: the
@@ -40,11 +41,13 @@ class RecoveryManager:
         executions: ExecutionStore,
         publisher: QueuePublisher,
         max_attempts: int = 3,
+        settle_seconds: float = 60.0,
     ) -> None:
         self.artefacts = artefacts
         self.executions = executions
         self.publisher = publisher
         self.max_attempts = max_attempts
+        self.settle_seconds = settle_seconds
 
     def recover(
         self,
@@ -53,12 +56,17 @@ class RecoveryManager:
         reason: str | None = None,
         requested_by: str | None = None,
         dagster_run_id: str | None = None,
+        force: bool = False,
     ) -> RecoveryResult:
+        """Recover ``execution_id``; ``force`` skips waiting for the failed attempt's still
+        running stages to settle (see :func:`check_settled`)."""
         execution = self.executions.get_execution(execution_id)
         if execution.status is ExecutionStatus.RECOVERING:
             raise AlreadyRecoveringError(execution_id, execution.recovery_attempts)
         if execution.status is not ExecutionStatus.FAILED:
             raise NotFailedError(execution_id, execution.status)
+        if not force:
+            check_settled(self.executions, execution, settle_seconds=self.settle_seconds)
         snapshot = self.executions.snapshot_of(execution_id)
         route, stage = restart_point(self.executions, execution_id)
         source = stage_input(execution, snapshot, route, stage)

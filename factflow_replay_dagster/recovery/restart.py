@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["check_input_stored", "restart_point", "stage_input"]
+__all__ = ["check_input_stored", "check_settled", "restart_point", "stage_input"]
 
-from ..errors import IncompleteArtefactsError, NoArtefactsError, NothingSucceededError
+from datetime import UTC, datetime
+
+from ..errors import (
+    IncompleteArtefactsError,
+    NoArtefactsError,
+    NothingSucceededError,
+    NotSettledError,
+)
 from ..executions import ExecutionRecord, ExecutionStore, StageStatus
 from ..layout import stage_prefix
 from ..snapshot import ConfigSnapshot, StageRef
@@ -65,3 +72,27 @@ def restart_point(executions: ExecutionStore, execution_id: str) -> tuple[str, s
         else:
             break
     raise NothingSucceededError(execution_id)
+
+
+def check_settled(
+    executions: ExecutionStore, execution: ExecutionRecord, *, settle_seconds: float
+) -> None:
+    """Raise :class:`NotSettledError` while a stage of the failed attempt still runs and the
+    failure is younger than ``settle_seconds``.
+
+    Workers keep processing the failed attempt's other stages (an upstream stage usually
+    finishes moments later); waiting lets the recovery restart after it instead of redoing
+    it. Past ``settle_seconds`` the stages are presumed dead (a crashed worker) and the
+    recovery restarts from what did succeed.
+    """
+    running = [
+        f"{row.route}/{row.stage}"
+        for row in executions.lineage(execution.id)
+        if row.attempt == execution.attempt and row.status is StageStatus.RUNNING
+    ]
+    if not running:
+        return
+    failed_at = execution.finished_at or execution.updated_at
+    age = (datetime.now(UTC) - failed_at).total_seconds()
+    if age < settle_seconds:
+        raise NotSettledError(execution.id, running, settle_seconds - age)

@@ -14,8 +14,10 @@ from factflow_replay_dagster.errors import (
     AlreadyRecoveringError,
     IncompleteArtefactsError,
     InvalidStateError,
+    NoArtefactsError,
     NotFailedError,
     NothingSucceededError,
+    NotSettledError,
     RecoveryLimitError,
     UnknownExecutionError,
 )
@@ -241,3 +243,23 @@ def test_rerun_of_a_replay_child_reads_the_parents_stored_stage(
     assert (rerun.input.execution_id, rerun.input.stage) == (parent.id, "parse")
     done = run_until_finished(components, child.id, news.config.queues(), timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
+
+
+def test_a_still_running_attempt_is_not_recovered_unless_forced(
+    components: Components, news: ConfigSnapshot
+) -> None:
+    stages = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
+    executions = components.executions
+    executions.create_execution("exec-running", news)
+    attempt = executions.begin_attempt("exec-running", stages)
+    executions.set_inputs_expected("exec-running", "ingest", "fetch", attempt, 0)
+    executions.mark_stage_running("exec-running", "ingest", "parse", attempt)
+    executions.fail_stage("exec-running", "enrich", "annotate", attempt, "boom")
+    with pytest.raises(NotSettledError, match="ingest/parse .* still running"):
+        manager(components).recover("exec-running")
+    assert executions.recoveries("exec-running") == []
+    assert sum(queue_depths(components, news).values()) == 0
+    # Forced, it restarts at parse (the first stage that did not succeed) from fetch's
+    # stored artefacts, of which there are none here: refused for that reason instead.
+    with pytest.raises(NoArtefactsError, match="fetch"):
+        manager(components).recover("exec-running", force=True)

@@ -3,6 +3,7 @@ run keys, skip reasons; and the replay run-failure sensor."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_first_tick_recovers_what_is_failed_now_once_per_failure(defs, resources
         "reason": "failed_execution_sensor: stage enrich/annotate failed: boom",
     }
     assert request.tags["factflow/execution"] == "exec-a"
-    assert result.cursor == str(store.last_event_seq())
+    assert json.loads(result.cursor) == {"seq": store.last_event_seq(), "waiting": []}
 
 
 def test_a_quiet_tick_skips_and_says_why(defs, resources, store) -> None:
@@ -77,7 +78,7 @@ def test_a_quiet_tick_skips_and_says_why(defs, resources, store) -> None:
     result = tick(defs, resources, cursor)
     assert result.run_requests == []
     assert result.skip_message == "no execution failed since the last check"
-    assert result.cursor == cursor
+    assert json.loads(result.cursor) == {"seq": int(cursor), "waiting": []}
 
 
 def test_failures_after_the_cursor_are_found_and_each_failure_gets_its_own_run_key(
@@ -95,7 +96,7 @@ def test_failures_after_the_cursor_are_found_and_each_failure_gets_its_own_run_k
     store.fail_stage("exec-a", "enrich", "annotate", claim.attempt, "boom again")
     second = tick(defs, resources, first.cursor)
     assert [r.run_key for r in second.run_requests] == ["recover:exec-a:2"]
-    assert int(second.cursor) > int(first.cursor)
+    assert json.loads(second.cursor)["seq"] > json.loads(first.cursor)["seq"]
 
 
 def test_a_failure_already_being_recovered_is_skipped_with_its_reason(
@@ -109,6 +110,39 @@ def test_a_failure_already_being_recovered_is_skipped_with_its_reason(
     result = tick(defs, resources, cursor)
     assert result.run_requests == []
     assert "exec-a is RECOVERING now" in (result.skip_message or "")
+
+
+def test_a_failure_waits_while_its_attempt_still_runs_then_is_recovered(
+    defs, resources, store
+) -> None:
+    """parse is still finishing the failed attempt: recovering now would redo it."""
+    cursor = str(store.last_event_seq())
+    store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
+    attempt = store.begin_attempt("exec-a", STAGES)
+    store.set_inputs_expected("exec-a", "ingest", "fetch", attempt, 0)
+    store.mark_stage_running("exec-a", "ingest", "parse", attempt)
+    store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom")
+    waiting = tick(defs, resources, cursor)
+    assert waiting.run_requests == []
+    assert "exec-a waits: ingest/parse still running" in (waiting.skip_message or "")
+    assert json.loads(waiting.cursor)["waiting"] == ["exec-a"]
+    store.set_inputs_expected("exec-a", "ingest", "parse", attempt, 0)  # parse finishes
+    ready = tick(defs, resources, waiting.cursor)
+    assert [r.run_key for r in ready.run_requests] == ["recover:exec-a:1"]
+    assert json.loads(ready.cursor)["waiting"] == []
+
+
+def test_a_stage_that_never_finishes_stops_blocking_after_the_settle_time(store) -> None:
+    from factflow_replay_dagster.sensors import failed_execution_requests
+
+    store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
+    attempt = store.begin_attempt("exec-a", STAGES)
+    store.set_inputs_expected("exec-a", "ingest", "fetch", attempt, 0)
+    store.mark_stage_running("exec-a", "ingest", "parse", attempt)  # its worker died
+    store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom")
+    assert failed_execution_requests(store, None, settle_seconds=3600).requests == []
+    [request] = failed_execution_requests(store, None, settle_seconds=0).requests
+    assert request.run_key == "recover:exec-a:1"
 
 
 def test_sensor_settings_come_from_the_environment(tmp_path: Path) -> None:
