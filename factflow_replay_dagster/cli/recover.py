@@ -111,6 +111,9 @@ def rerun(
 @execution.command("recover")
 @click.argument("execution_id")
 @click.option("--reason", help="Why: kept with the recovery.")
+@click.option(
+    "--force", is_flag=True, help="Recover even if a stage of the failed attempt is still running."
+)
 @_JSON
 @_URL
 @_LOCATION
@@ -120,6 +123,7 @@ def recover(
     ctx: click.Context,
     execution_id: str,
     reason: str | None,
+    force: bool,
     as_json: bool,
     dagster_url: str | None,
     location: str,
@@ -129,7 +133,7 @@ def recover(
         ctx,
         "recovery_job",
         "recover_execution",
-        {"execution_id": execution_id, "reason": reason},
+        {"execution_id": execution_id, "reason": reason, "force": force},
         dagster_url,
         location,
     )
