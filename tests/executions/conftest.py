@@ -7,26 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.snapshots import SNAPSHOT
 
 from factflow_replay_dagster.executions import ExecutionStore
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-
-SNAPSHOT = """\
-pipeline: demo
-version: "1"
-routes:
-  - name: ingest
-    queue: demo.ingest
-    forward_to: enrich
-    stages:
-      - name: fetch
-      - name: parse
-  - name: enrich
-    queue: demo.enrich
-    stages:
-      - name: annotate
-      - name: index
-"""
 
 _databases = itertools.count()
 

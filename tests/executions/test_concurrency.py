@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.synchronize import Barrier
 
-from conftest import SNAPSHOT
+from support.snapshots import SNAPSHOT
 
 from factflow_replay_dagster.errors import AlreadyRecoveringError
 from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore
