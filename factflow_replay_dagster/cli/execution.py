@@ -14,6 +14,7 @@ from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore
 from ..ids import new_id
 from ..layout import stage_prefix
 from ..snapshot import ConfigSnapshot
+from ..storage.base import summarize
 from ._app import cli, echo_json, handle_errors, settings_from
 
 
@@ -157,20 +158,19 @@ def register(
         )
         found = {}
         for route, stage in snapshot.config.iter_stages():
-            count = size = 0
-            for info in components.artefacts.list(
-                stage_prefix(execution_id, route.name, stage.name)
-            ):
-                count += 1
-                size += info.size
-            if count:
-                found[f"{route.name}/{stage.name}"] = count
+            stored = summarize(
+                components.artefacts, stage_prefix(execution_id, route.name, stage.name)
+            )
+            if stored.count:
+                found[f"{route.name}/{stage.name}"] = stored.count
                 executions.record_stored_stage(
                     execution_id,
                     route.name,
                     stage.name,
-                    count=count,
-                    size=size,
+                    count=stored.count,
+                    size=stored.bytes,
+                    first_key=stored.first_key,
+                    last_key=stored.last_key,
                     note={"registered": True},
                 )
         location = components.artefacts.location

@@ -61,7 +61,14 @@ class ExecutionsMixin(StoreBase):
                     self._execution_row(session, parent_id)
                 session.add(row)
                 session.flush()
-                self._emit(session, execution_id, "created", status=status.value, at=now)
+                self._emit(
+                    session,
+                    execution_id,
+                    "created",
+                    status=status.value,
+                    at=now,
+                    data={"pipeline": row.pipeline, "origin": origin, "parent": parent_id},
+                )
         except IntegrityError:
             raise InvalidStateError(f"execution {execution_id!r} already exists") from None
         return ExecutionRecord.model_validate(row)

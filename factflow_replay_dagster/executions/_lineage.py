@@ -68,6 +68,8 @@ class LineageMixin(StoreBase):
             row.artefact_count = 0
             row.bytes = 0
             row.end_sent = False
+            row.first_key = None
+            row.last_key = None
             row.started_at = None
             row.finished_at = None
             row.error = None
@@ -121,6 +123,8 @@ class LineageMixin(StoreBase):
         *,
         count: int,
         size: int,
+        first_key: str | None = None,
+        last_key: str | None = None,
         note: dict[str, Any] | None = None,
     ) -> None:
         """Record a stage whose artefacts someone else stored (a registered execution) as
@@ -147,6 +151,8 @@ class LineageMixin(StoreBase):
                     finished_at=now,
                     error=None,
                     note=note,
+                    first_key=first_key,
+                    last_key=last_key,
                 )
             )
             self._emit(
@@ -157,7 +163,13 @@ class LineageMixin(StoreBase):
                 route=route,
                 stage=stage,
                 at=now,
-                data={"attempt": execution.attempt, "artefacts": count, "bytes": size},
+                data={
+                    "attempt": execution.attempt,
+                    "artefacts": count,
+                    "bytes": size,
+                    "first_key": first_key,
+                    "last_key": last_key,
+                },
             )
 
     # -- reading --------------------------------------------------------------------------
@@ -223,8 +235,12 @@ class LineageMixin(StoreBase):
         *,
         artefacts: int,
         size: int,
+        keys: Sequence[str] = (),
     ) -> ProcessedOutcome:
-        """Count one processed input (once per message id per attempt) and maybe complete."""
+        """Count one processed input (once per message id per attempt) and maybe complete.
+
+        ``keys`` are the objects it stored; the stage keeps the first and last of them.
+        """
         with self._tx(events=True) as session:
             row = session.get(Stage, (execution_id, route, stage), with_for_update=True)
             if row is None or row.attempt != attempt:
@@ -245,6 +261,9 @@ class LineageMixin(StoreBase):
             row.inputs_processed += 1
             row.artefact_count += artefacts
             row.bytes += size
+            if keys:
+                row.first_key = min(keys) if row.first_key is None else min(row.first_key, *keys)
+                row.last_key = max(keys) if row.last_key is None else max(row.last_key, *keys)
             completed, succeeded = self._maybe_complete(session, row)
             return ProcessedOutcome(True, completed, succeeded)
 
@@ -277,7 +296,13 @@ class LineageMixin(StoreBase):
             route=row.route,
             stage=row.stage,
             at=now,
-            data={"attempt": row.attempt, "artefacts": row.artefact_count, "bytes": row.bytes},
+            data={
+                "attempt": row.attempt,
+                "artefacts": row.artefact_count,
+                "bytes": row.bytes,
+                "first_key": row.first_key,
+                "last_key": row.last_key,
+            },
         )
         session.flush()
         unfinished = session.scalar(

@@ -100,6 +100,8 @@ class Stage(Base):
     artefact_count: Mapped[int] = mapped_column(Integer, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     end_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_key: Mapped[str | None] = mapped_column(KEY)
+    last_key: Mapped[str | None] = mapped_column(KEY)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

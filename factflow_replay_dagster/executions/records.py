@@ -121,6 +121,8 @@ class StageLineage(_Record):
     artefact_count: int
     bytes: int
     end_sent: bool
+    first_key: str | None = None
+    last_key: str | None = None
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None

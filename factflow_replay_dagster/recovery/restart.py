@@ -15,7 +15,7 @@ from ..errors import (
 from ..executions import ExecutionRecord, ExecutionStore, StageStatus
 from ..layout import stage_prefix
 from ..snapshot import ConfigSnapshot, StageRef
-from ..storage.base import ArtefactStore
+from ..storage.base import ArtefactStore, summarize
 
 
 def stage_input(
@@ -44,18 +44,15 @@ def check_input_stored(
     """Count the stored input (objects, bytes); fail if there is none or less than its
     lineage recorded. Nothing is changed either way."""
     prefix = stage_prefix(ref.execution_id, ref.route, ref.stage)
-    count = size = 0
-    for info in artefacts.list(prefix):
-        count += 1
-        size += info.size
-    if count == 0:
+    stored = summarize(artefacts, prefix)
+    if stored.count == 0:
         raise NoArtefactsError(artefacts.location, prefix, detail=" to restart from")
     lineage = executions.stage_lineage(ref.execution_id, ref.route, ref.stage)
-    if lineage is not None and count < lineage.artefact_count:
+    if lineage is not None and stored.count < lineage.artefact_count:
         raise IncompleteArtefactsError(
-            artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
+            artefacts.location, prefix, recorded=lineage.artefact_count, stored=stored.count
         )
-    return count, size
+    return stored.count, stored.bytes
 
 
 def restart_point(executions: ExecutionStore, execution_id: str) -> tuple[str, str]:

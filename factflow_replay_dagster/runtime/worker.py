@@ -239,24 +239,28 @@ class Worker:
             executions.fail_stage(*target.key, error)
             self._failed.add(target.key)
             return False
-        self._store_and_forward(target, outputs)
+        keys = self._store_and_forward(target, outputs)
         outcome = executions.record_processed(
             *target.key,
             message_id,
             artefacts=len(outputs),
             size=sum(len(o.data) for o in outputs),
+            keys=keys,
         )
         if outcome.completed or not outcome.recorded:
             self._ensure_end_sent(target)
         return True
 
-    def _store_and_forward(self, target: _Stage, outputs: list[Output]) -> None:
+    def _store_and_forward(self, target: _Stage, outputs: list[Output]) -> list[str]:
+        """Store every output, forward them (confirmed) to the next stage; return their keys."""
         execution_id = target.execution.id
         following = self._next_active(target)
         messages: list[OutgoingMessage] = []
+        keys: list[str] = []
         for output in outputs:
             key = artefact_key(execution_id, target.route, target.stage, output.name)
             info = self.components.artefacts.write(key, output.data)
+            keys.append(key)
             if following is None:
                 continue
             headers = ArtefactHeaders(
@@ -278,6 +282,7 @@ class Worker:
         if following is not None and messages:
             queue = target.snapshot.config.route(following[0]).stage_queue(following[1])
             self.components.publisher.publish(queue, messages)
+        return keys
 
     def _next_active(self, target: _Stage) -> tuple[str, str] | None:
         """The next stage if it takes part in this attempt (a rerun may stop at one stage)."""

@@ -6,13 +6,22 @@ __all__ = [
     "ArtefactStore",
     "LocalArtefactStore",
     "ObjectInfo",
+    "PrefixSummary",
     "S3ArtefactStore",
     "S3Config",
     "check_key",
     "check_prefix",
     "make_s3_client",
+    "summarize",
 ]
 
-from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
+from factflow_replay_dagster.storage.base import (
+    ArtefactStore,
+    ObjectInfo,
+    PrefixSummary,
+    check_key,
+    check_prefix,
+    summarize,
+)
 from factflow_replay_dagster.storage.local import LocalArtefactStore
 from factflow_replay_dagster.storage.s3 import S3ArtefactStore, S3Config, make_s3_client

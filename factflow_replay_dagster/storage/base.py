@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ArtefactStore", "ObjectInfo", "check_key", "check_prefix"]
+__all__ = ["ArtefactStore", "ObjectInfo", "PrefixSummary", "check_key", "check_prefix", "summarize"]
 
 import abc
 from collections.abc import Iterator
@@ -98,3 +98,25 @@ class ArtefactStore(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixSummary:
+    """What a prefix holds: how many objects, how many bytes, the first and last key."""
+
+    count: int
+    bytes: int
+    first_key: str | None
+    last_key: str | None
+
+
+def summarize(store: ArtefactStore, prefix: str) -> PrefixSummary:
+    """Count what ``prefix`` holds in one streamed listing (memory does not grow)."""
+    count = size = 0
+    first = last = None
+    for info in store.list(prefix):
+        count += 1
+        size += info.size
+        first = first or info.key
+        last = info.key
+    return PrefixSummary(count, size, first, last)

@@ -309,3 +309,19 @@ def test_schema_head_constant_is_alembics_head(store: ExecutionStore) -> None:
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
     assert current_revision(store._engine) == SCHEMA_HEAD
+
+
+def test_a_stage_keeps_the_first_and_last_key_it_stored(
+    store: ExecutionStore, snapshot: ConfigSnapshot
+) -> None:
+    store.create_execution("e", snapshot)
+    attempt = store.begin_attempt("e", ALL_STAGES)
+    store.record_processed("e", "ingest", "parse", attempt, "m1", artefacts=1, size=1, keys=["k5"])
+    store.record_processed(
+        "e", "ingest", "parse", attempt, "m2", artefacts=2, size=1, keys=["k7", "k2"]
+    )
+    parse = store.stage_lineage("e", "ingest", "parse")
+    assert parse is not None
+    assert (parse.first_key, parse.last_key) == ("k2", "k7")
+    [created] = store.events_since(0, kinds=["created"])
+    assert created.data == {"pipeline": "demo", "origin": "run", "parent": None}
