@@ -11,17 +11,20 @@ __all__ = [
     "failed_execution_requests",
     "make_failed_execution_sensor",
     "make_replay_run_sensors",
+    "make_stored_artefacts_sensor",
 ]
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 
+from .discovery import discover
 from .errors import NothingSucceededError, NotSettledError
 from .executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
 from .recovery import check_settled, restart_point
-from .resources import ExecutionStoreResource
+from .resources import ArtefactStoreResource, ExecutionStoreResource
 
 #: Change-log entries read per tick; the cursor advances by what was read.
 BATCH = 1000
@@ -225,3 +228,53 @@ def make_replay_run_sensors(replay_job: dg.JobDefinition) -> list[dg.SensorDefin
         return None
 
     return [replay_failure_sensor, replay_canceled_sensor]
+
+
+def make_stored_artefacts_sensor(
+    specs: Sequence[dg.AssetSpec],
+    *,
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    verify: bool = True,
+) -> dg.SensorDefinition:
+    """The sensor that shows stored artefacts as asset partitions (see ``discovery``)."""
+    registered = {spec.key for spec in specs}
+
+    @dg.sensor(
+        name="stored_artefacts_sensor",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Adds new executions as partitions and reports each finished stage as a "
+        "materialization (objects, bytes, first/last key, location, lineage, "
+        "provenance), failed stages as observations, and a storage check; follows "
+        "the execution store's change log with a cursor.",
+    )
+    def stored_artefacts_sensor(
+        context: dg.SensorEvaluationContext,
+        executions: ExecutionStoreResource,
+        artefacts: ArtefactStoreResource,
+    ) -> dg.SensorResult:
+        with executions.open() as store, artefacts.open() as objects:
+            found = discover(
+                store,
+                context.cursor,
+                registered=registered,
+                location=artefacts.describe(),
+                verify_with=objects if verify else None,
+            )
+        requests = [
+            dg.DynamicPartitionsDefinition(name=name).build_add_request(keys)
+            for name, keys in found.partitions.items()
+        ]
+        if not found.events and not requests:
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(
+                    f"nothing stored or finished since change {context.cursor or 0}"
+                ),
+                cursor=found.cursor,
+            )
+        return dg.SensorResult(
+            asset_events=found.events, dynamic_partitions_requests=requests, cursor=found.cursor
+        )
+
+    return stored_artefacts_sensor

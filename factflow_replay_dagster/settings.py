@@ -171,6 +171,8 @@ class Settings:
     auto_recovery: bool = True
     recovery_settle_seconds: float = 60.0
     recovery_sensor_interval: int = 30
+    discovery_interval: int = 30
+    verify_on_discovery: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -202,6 +204,8 @@ class Settings:
             auto_recovery=_bool(env, "FACTFLOW_AUTO_RECOVERY", default=True),
             recovery_settle_seconds=_float(env, "FACTFLOW_RECOVERY_SETTLE_SECONDS", 60.0),
             recovery_sensor_interval=_int(env, "FACTFLOW_RECOVERY_SENSOR_INTERVAL", 30, minimum=1),
+            discovery_interval=_int(env, "FACTFLOW_DISCOVERY_INTERVAL", 30, minimum=1),
+            verify_on_discovery=_bool(env, "FACTFLOW_VERIFY_ON_DISCOVERY", default=True),
         )
         storage_kind(settings.storage_url)  # validate early, with a clear error
         broker_kind(settings.broker_url)

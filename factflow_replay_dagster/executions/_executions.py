@@ -85,6 +85,15 @@ class ExecutionsMixin(StoreBase):
             row = session.get(Execution, execution_id)
             return None if row is None else ExecutionRecord.model_validate(row)
 
+    def get_executions(self, execution_ids: Iterable[str]) -> dict[str, ExecutionRecord]:
+        """The recorded executions among ``execution_ids`` (one query), by id."""
+        ids = sorted(set(execution_ids))
+        if not ids:
+            return {}
+        with self._tx(read=True) as session:
+            rows = session.scalars(select(Execution).where(Execution.id.in_(ids))).all()
+            return {row.id: ExecutionRecord.model_validate(row) for row in rows}
+
     def snapshot_of(self, execution_id: str) -> ConfigSnapshot:
         """The config snapshot the execution was recorded with, parsed."""
         record = self.get_execution(execution_id)

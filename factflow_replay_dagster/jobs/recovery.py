@@ -14,7 +14,7 @@ __all__ = [
 import dagster as dg
 from pydantic import Field
 
-from ..assets import EXECUTIONS_PARTITIONS, stage_asset_key
+from ..assets import executions_partitions, stage_asset_key
 from ..ids import validate_id
 from ..recovery import RecoveryManager, RecoveryResult, RerunResult, RerunService
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
@@ -57,7 +57,9 @@ def _observe(
     metadata: dict[str, object],
 ) -> None:
     """An observation on the restarted stage's partition, so the asset view shows it."""
-    context.instance.add_dynamic_partitions(EXECUTIONS_PARTITIONS, [execution_id])
+    partitions = executions_partitions(pipeline).name
+    assert partitions is not None
+    context.instance.add_dynamic_partitions(partitions, [execution_id])
     context.log_event(
         dg.AssetObservation(
             asset_key=stage_asset_key(pipeline, route, stage),

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ..assets import EXECUTIONS_PARTITIONS, source_partition_path, stage_asset_key
+from ..assets import executions_partitions, source_partition_path, stage_asset_key
 from ..replay import DetachedReplayService, ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 from ._common import (
@@ -156,7 +156,9 @@ def publish_replay(
         context, {"child_execution": result.child_execution_id, "replay_id": result.replay_id}
     )
     metadata = _result_metadata(result, request)
-    context.instance.add_dynamic_partitions(EXECUTIONS_PARTITIONS, [result.child_execution_id])
+    partitions = executions_partitions(plan.pipeline).name
+    assert partitions is not None
+    context.instance.add_dynamic_partitions(partitions, [result.child_execution_id])
     context.log_event(
         dg.AssetMaterialization(
             asset_key=stage_asset_key(plan.pipeline, plan.to_route, plan.target_stage),

@@ -13,7 +13,7 @@ import pytest
 from support.replay_cases import bad_inputs
 from support.worlds import World, news_world
 
-from factflow_replay_dagster.assets import EXECUTIONS_PARTITIONS, stage_asset_key
+from factflow_replay_dagster.assets import stage_asset_key
 from factflow_replay_dagster.definitions import build_definitions
 from factflow_replay_dagster.errors import UnknownReplayError
 from factflow_replay_dagster.executions import ExecutionStatus, ReplayState
@@ -80,7 +80,7 @@ def test_replay_job_publishes_tags_and_records_provenance(
     assert (metadata["confirmed"], metadata["queue"]) == (240, "news.enrich")
     assert metadata["reason"] == "job test"
     assert world.parent.id in str(metadata["source_partition"])
-    assert outcome.child_execution_id in instance.get_dynamic_partitions(EXECUTIONS_PARTITIONS)
+    assert outcome.child_execution_id in instance.get_dynamic_partitions("news__executions")
     assert queue.depth("news.enrich") == 241
 
 
