@@ -193,6 +193,19 @@ class LineageMixin(StoreBase):
             key = (execution_id, route, stage, attempt, message_id)
             return session.get(ProcessedMessage, key) is not None
 
+    def input_gate(
+        self, execution_id: str, route: str, stage: str, attempt: int, message_id: str
+    ) -> tuple[bool, StageStatus | None]:
+        """In one read: whether this input was processed in this attempt, and the stage's status
+        (the runtime skips inputs of a stage that already failed in the attempt)."""
+        with self._tx(read=True) as session:
+            processed = session.get(
+                ProcessedMessage, (execution_id, route, stage, attempt, message_id)
+            )
+            row = session.get(Stage, (execution_id, route, stage))
+            status = StageStatus(row.status) if row is not None and row.attempt == attempt else None
+            return processed is not None, status
+
     # -- the runtime's transitions ---------------------------------------------------------
 
     def mark_stage_running(self, execution_id: str, route: str, stage: str, attempt: int) -> bool:

@@ -74,19 +74,22 @@ def restart_point(executions: ExecutionStore, execution_id: str) -> tuple[str, s
 def check_settled(
     executions: ExecutionStore, execution: ExecutionRecord, *, settle_seconds: float
 ) -> None:
-    """Raise :class:`NotSettledError` while a stage of the failed attempt still runs and the
-    failure is younger than ``settle_seconds``.
+    """Raise :class:`NotSettledError` while a stage upstream of the failed one still runs in
+    the failed attempt and the failure is younger than ``settle_seconds``.
 
-    Workers keep processing the failed attempt's other stages (an upstream stage usually
-    finishes moments later); waiting lets the recovery restart after it instead of redoing
-    it. Past ``settle_seconds`` the stages are presumed dead (a crashed worker) and the
-    recovery restarts from what did succeed.
+    Workers keep processing the failed attempt's upstream stages (one usually finishes
+    moments later); waiting lets the recovery restart after it instead of redoing it. Stages
+    after the failed one do not count: the recovery resets them. Past ``settle_seconds`` the
+    stages are presumed dead (a crashed worker) and recovery restarts from what succeeded.
     """
-    running = [
-        f"{row.route}/{row.stage}"
-        for row in executions.lineage(execution.id)
-        if row.attempt == execution.attempt and row.status is StageStatus.RUNNING
-    ]
+    running = []
+    for row in executions.lineage(execution.id):  # pipeline order
+        if row.attempt != execution.attempt:
+            continue
+        if row.status is StageStatus.FAILED:
+            break
+        if row.status is StageStatus.RUNNING:
+            running.append(f"{row.route}/{row.stage}")
     if not running:
         return
     failed_at = execution.finished_at or execution.updated_at

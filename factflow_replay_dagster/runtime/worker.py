@@ -206,11 +206,16 @@ class Worker:
         """Run the stage on one input; False if the stage raised (and was marked FAILED)."""
         executions = self.components.executions
         execution_id = target.execution.id
-        if executions.is_processed(*target.key, message_id):
+        processed, status = executions.input_gate(*target.key, message_id)
+        if processed:
             self._ensure_end_sent(target)
             return True
-        if target.key in self._failed:
-            return False  # the stage failed in this attempt: a recovery restarts it from storage
+        if status is StageStatus.FAILED or target.key in self._failed:
+            # The stage failed in this attempt (here or in another worker): its other inputs
+            # are dropped, not run, so nothing downstream starts; a recovery restarts the stage
+            # from storage.
+            self._failed.add(target.key)
+            return False
         if target.key not in self._running:
             executions.mark_stage_running(*target.key)
             self._running.add(target.key)

@@ -13,6 +13,7 @@ from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
 from factflow_replay_dagster.layout import stage_prefix
 from factflow_replay_dagster.messages import ArtefactHeaders, forward_message_id
 from factflow_replay_dagster.pipelines import sample_config
+from factflow_replay_dagster.queues.embedded import EmbeddedQueue
 from factflow_replay_dagster.runtime import Worker, run_pipeline, start_execution
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
@@ -150,3 +151,32 @@ def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(
     for row in components.executions.lineage(record.id):
         assert row.status is StageStatus.SUCCEEDED
         assert row.artefact_count == 240
+
+
+def test_a_failed_stage_takes_no_more_inputs_in_any_worker(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After annotate fails, a healthy worker must not run its remaining inputs of that attempt:
+    they would start index, which could then never finish."""
+    from support.worlds import small_news
+
+    news = small_news(40)
+    monkeypatch.setenv("FACTFLOW_FAIL_STAGES", "annotate")
+    record = run_pipeline(components, news, timeout=120)  # stops as soon as it FAILED
+    assert record.status is ExecutionStatus.FAILED
+    monkeypatch.delenv("FACTFLOW_FAIL_STAGES")
+    queue = components.publisher
+    assert isinstance(queue, EmbeddedQueue)
+    assert queue.depth("news.enrich") > 0  # the failed attempt's inputs are still queued
+    stop = threading.Event()
+    healthy = threading.Thread(target=Worker(components, news.config.queues()).run, args=(stop,))
+    healthy.start()
+    deadline = time.monotonic() + 60
+    while any(queue.depth(q) for q in news.config.queues()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    healthy.join()
+    lineage = {(r.route, r.stage): r for r in components.executions.lineage(record.id)}
+    assert lineage["enrich", "annotate"].status is StageStatus.FAILED
+    assert lineage["enrich", "annotate"].inputs_processed == 0
+    assert lineage["enrich", "index"].status is StageStatus.PENDING

@@ -132,6 +132,19 @@ def test_a_failure_waits_while_its_attempt_still_runs_then_is_recovered(
     assert json.loads(ready.cursor)["waiting"] == []
 
 
+def test_stages_after_the_failed_one_do_not_make_recovery_wait(defs, resources, store) -> None:
+    """index still RUNNING on outputs annotate made before it failed: the recovery resets it."""
+    cursor = str(store.last_event_seq())
+    store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
+    attempt = store.begin_attempt("exec-a", STAGES)
+    for route, stage in STAGES[:2]:
+        store.set_inputs_expected("exec-a", route, stage, attempt, 0)
+    store.mark_stage_running("exec-a", "enrich", "index", attempt)
+    store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom on document 150")
+    result = tick(defs, resources, cursor)
+    assert [r.run_key for r in result.run_requests] == ["recover:exec-a:1"]
+
+
 def test_a_stage_that_never_finishes_stops_blocking_after_the_settle_time(store) -> None:
     from factflow_replay_dagster.sensors import failed_execution_requests
 
