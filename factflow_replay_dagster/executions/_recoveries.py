@@ -7,7 +7,7 @@ __all__ = ["RecoveriesMixin", "RecoveryClaim"]
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..errors import AlreadyRecoveringError, NotFailedError, RecoveryLimitError
 from ..messages import init_message_id
@@ -18,8 +18,11 @@ from .records import ExecutionStatus, RecoveryRecord
 
 @dataclass(frozen=True, slots=True)
 class RecoveryClaim:
-    """The right to publish one init message: recovery ``number`` of the execution, which
-    restarts it as execution attempt ``attempt``."""
+    """The right to publish one init message: recovery ``number`` of the execution (its row;
+    numbers are never reused), which restarts it as execution attempt ``attempt``.
+
+    ``ExecutionRecord.recovery_attempts`` counts only claims that did not fail to publish: a
+    broker outage does not use up the attempts a failing stage is allowed."""
 
     execution_id: str
     number: int
@@ -76,6 +79,14 @@ class RecoveriesMixin(LineageMixin):
                 limit_reached = execution.recovery_attempts
             else:
                 now = utcnow()
+                number = 1 + (
+                    session.scalar(
+                        select(func.max(Recovery.attempt)).where(
+                            Recovery.execution_id == execution_id
+                        )
+                    )
+                    or 0
+                )
                 execution.recovery_attempts += 1
                 execution.attempt += 1
                 execution.status = ExecutionStatus.RECOVERING.value
@@ -83,7 +94,7 @@ class RecoveriesMixin(LineageMixin):
                 execution.finished_at = None
                 claim = RecoveryClaim(
                     execution_id=execution_id,
-                    number=execution.recovery_attempts,
+                    number=number,
                     attempt=execution.attempt,
                     init_message_id=init_message_id(execution_id, execution.attempt),
                 )
@@ -132,6 +143,8 @@ class RecoveriesMixin(LineageMixin):
             row.error = error
             if error is not None:
                 execution = self._execution_row(session, claim.execution_id, lock=True)
+                # A recovery that could not publish restarted nothing: it is not an attempt.
+                execution.recovery_attempts = max(execution.recovery_attempts - 1, 0)
                 if execution.status == ExecutionStatus.RECOVERING.value:
                     execution.status = ExecutionStatus.FAILED.value
                     execution.error = f"recovery {claim.number} could not publish: {error}"

@@ -52,10 +52,17 @@ class ReplayConfig(dg.Config):
         default=None, description="Id for the replay (default: generated)."
     )
 
-    def to_request(self, run_id: str) -> ReplayRequest:
-        """The core request; bad ids raise the package's typed errors."""
+    def to_request(self, context: dg.OpExecutionContext) -> ReplayRequest:
+        """The core request; bad ids raise the package's typed errors.
+
+        Without an explicit ``replay_id`` the replay is named after the run's root run, which a
+        run and all its retries (``dagster/max_retries``) share: a retry resumes the replay its
+        first run started instead of sending everything again.
+        """
         fields = self.model_dump(exclude={"resume_replay_id"})
-        return ReplayRequest.parse({**fields, "dagster_run_id": run_id})
+        root = context.run.tags.get("dagster/root_run_id", context.run_id)
+        fields["replay_id"] = self.replay_id or f"replay-{root}"
+        return ReplayRequest.parse({**fields, "dagster_run_id": context.run_id})
 
 
 def _plan_metadata(plan: ReplayPlan) -> dict[str, Any]:
@@ -86,7 +93,7 @@ def plan_replay(
     queue: QueueResource,
 ) -> Iterator[dg.Output[ReplayPlan]]:
     with as_dagster_failure(), opened(artefacts, executions, queue) as components:
-        request = config.to_request(context.run_id)
+        request = config.to_request(context)
         service = DetachedReplayService(
             artefacts=components.artefacts,
             executions=components.executions,
@@ -137,7 +144,7 @@ def publish_replay(
         )
 
     with as_dagster_failure(), opened(artefacts, executions, queue) as components, interruptible():
-        request = config.to_request(context.run_id)
+        request = config.to_request(context)
         service = DetachedReplayService(
             artefacts=components.artefacts,
             executions=components.executions,

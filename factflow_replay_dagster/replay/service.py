@@ -21,6 +21,7 @@ from ..errors import (
     InvalidInputError,
     InvalidStateError,
     ReplayError,
+    UnknownReplayError,
 )
 from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource, ReplayState
 from ..ids import new_id
@@ -110,7 +111,7 @@ class DetachedReplayService:
 
     def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
         """Resolve, check and list (for a resume: what is left); publish and create nothing."""
-        resume = self._resumable(request, resume_replay_id) if resume_replay_id else None
+        resume = self._resume_target(request, resume_replay_id)
         plan, _ = plan_replay(
             request,
             artefacts=self.artefacts,
@@ -135,8 +136,11 @@ class DetachedReplayService:
         Returns SUCCEEDED, CANCELLED (``should_stop`` said so; the position is saved) or
         DRY_RUN; raises :class:`FactflowReplayError` subclasses on failure, after saving
         progress and marking the replay and its child execution FAILED with the reason.
+
+        A ``request.replay_id`` naming an existing cancelled or failed replay resumes it, so
+        running the same request again (a Dagster run retry) never re-sends what was confirmed.
         """
-        resume = self._resumable(request, resume_replay_id) if resume_replay_id else None
+        resume = self._resume_target(request, resume_replay_id)
         if plan is None:
             plan, snapshot = plan_replay(
                 request,
@@ -191,6 +195,20 @@ class DetachedReplayService:
         )
 
     # -- set-up ---------------------------------------------------------------------------
+
+    def _resume_target(
+        self, request: ReplayRequest, resume_replay_id: str | None
+    ) -> ReplayRecord | None:
+        """The replay to resume: ``resume_replay_id``, or an existing ``request.replay_id``."""
+        if resume_replay_id is not None:
+            return self._resumable(request, resume_replay_id)
+        if request.replay_id is None:
+            return None
+        try:
+            self.executions.get_replay(request.replay_id)
+        except UnknownReplayError:
+            return None  # a new replay that will carry this id
+        return self._resumable(request, request.replay_id)
 
     def _resumable(self, request: ReplayRequest, replay_id: str) -> ReplayRecord:
         record = self.executions.get_replay(replay_id)

@@ -325,3 +325,24 @@ def test_a_stage_keeps_the_first_and_last_key_it_stored(
     assert (parse.first_key, parse.last_key) == ("k2", "k7")
     [created] = store.events_since(0, kinds=["created"])
     assert created.data == {"pipeline": "demo", "origin": "run", "parent": None}
+
+
+def test_a_recovery_that_could_not_publish_is_not_counted_as_an_attempt(
+    store: ExecutionStore, snapshot: ConfigSnapshot
+) -> None:
+    _failed(store, snapshot)
+    for _ in range(3):  # the broker is down three times in a row
+        claim = store.claim_recovery(
+            "e",
+            restart_route="enrich",
+            restart_stage="annotate",
+            reset=ALL_STAGES[2:],
+            max_attempts=1,
+        )
+        store.finish_recovery(claim, error="broker down")
+    assert store.get_execution("e").recovery_attempts == 0
+    final = store.claim_recovery(
+        "e", restart_route="enrich", restart_stage="annotate", reset=ALL_STAGES[2:], max_attempts=1
+    )
+    assert final.number == 4  # row numbers are never reused
+    assert [r.state for r in store.recoveries("e")] == ["FAILED", "FAILED", "FAILED", "CLAIMED"]

@@ -62,6 +62,7 @@ def test_replay_job_publishes_tags_and_records_provenance(
     assert result.success
     outcome = result.output_for_node("publish_replay")
     assert (outcome.state, outcome.confirmed) == ("SUCCEEDED", 240)
+    assert outcome.replay_id == f"replay-{result.run_id}"  # a retry of this run resumes it
     tags = instance.get_run_by_id(result.run_id).tags
     assert tags["factflow/source_execution"] == world.parent.id
     assert tags["factflow/child_execution"] == outcome.child_execution_id

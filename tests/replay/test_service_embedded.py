@@ -292,3 +292,26 @@ def test_the_child_runs_to_completion_after_cancel_and_resume(
     lineage = world.components.executions.lineage(child.id)
     assert [(r.stage, r.artefact_count) for r in lineage] == [("annotate", 240), ("index", 240)]
     assert world.components.executions.counter(world.parent.id, "fetch") == 240
+
+
+def test_running_a_request_again_resumes_its_replay(world: World, queue: EmbeddedQueue) -> None:
+    """What a Dagster run retry does: the same request (same replay id) once more."""
+    service = world.service(progress_every=10)
+    seen: list[int] = []
+    request = ReplayRequest.parse(world.good_request(replay_id="replay-retry-test"))
+    first = service.run(
+        request,
+        should_stop=lambda: bool(seen) and seen[-1] >= 50,
+        on_progress=lambda p: seen.append(p.confirmed),
+    )
+    assert first.state == "CANCELLED"
+    again = service.run(request)
+    assert (again.state, again.replay_id, again.confirmed) == (
+        "SUCCEEDED",
+        "replay-retry-test",
+        240,
+    )
+    ids = [m.message_id for m in drain(queue, "news.enrich") if m.type == "factflow.artefact"]
+    assert len(ids) == len(set(ids)) == 240
+    with pytest.raises(InvalidInputError, match="SUCCEEDED"):
+        service.run(request)  # nothing left to do, and it says so
