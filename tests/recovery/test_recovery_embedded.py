@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.worlds import small_news
 
 from factflow_replay_dagster.connect import Components, connect
 from factflow_replay_dagster.errors import (
@@ -22,13 +23,14 @@ from factflow_replay_dagster.errors import (
     UnknownExecutionError,
 )
 from factflow_replay_dagster.executions import ExecutionRecord, ExecutionStatus, StageStatus
-from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.queues.embedded import EmbeddedQueue
 from factflow_replay_dagster.recovery import RecoveryManager, RerunService
 from factflow_replay_dagster.replay import DetachedReplayService, ReplayRequest
 from factflow_replay_dagster.runtime import run_pipeline, run_until_finished
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
+
+DOCS = 40  # documents fetched: recovery logic does not need all 240
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def components(tmp_path: Path) -> Iterator[Components]:
 
 @pytest.fixture
 def news() -> ConfigSnapshot:
-    return ConfigSnapshot.load(sample_config("news"))
+    return small_news(DOCS)
 
 
 def manager(c: Components, **options: int) -> RecoveryManager:
@@ -72,7 +74,7 @@ def test_recovery_restarts_at_the_failed_stage_and_completes(
     assert (result.input.route, result.input.stage, result.input_artefacts) == (
         "ingest",
         "parse",
-        240,
+        DOCS,
     )
     assert (result.recovery, result.attempt) == (1, 2)
     assert queue_depths(components, news)["news.enrich"] == 1  # exactly one init message
@@ -83,8 +85,8 @@ def test_recovery_restarts_at_the_failed_stage_and_completes(
     assert lineage["ingest", "fetch"].attempt == 1  # not run again
     assert lineage["ingest", "parse"].attempt == 1
     assert lineage["enrich", "annotate"].attempt == 2
-    assert lineage["enrich", "index"].artefact_count == 240
-    assert components.executions.counter(failed.id, "fetch") == 240
+    assert lineage["enrich", "index"].artefact_count == DOCS
+    assert components.executions.counter(failed.id, "fetch") == DOCS
     [recovery] = components.executions.recoveries(failed.id)
     assert (recovery.state, recovery.reason) == ("PUBLISHED", "annotator fixed")
 
@@ -106,7 +108,7 @@ def test_refusals_publish_and_change_nothing(
     )
     for path in sorted(parse_folder.iterdir())[:5]:
         path.unlink()
-    with pytest.raises(IncompleteArtefactsError, match=r"240 .* 235"):
+    with pytest.raises(IncompleteArtefactsError, match=rf"{DOCS} .* {DOCS - 5}"):
         manager(components).recover(lost.id)
     shutil.rmtree(parse_folder)
     with pytest.raises(Exception, match="no artefacts"):
@@ -190,7 +192,7 @@ def test_rerun_of_one_stage_and_what_follows(components: Components, news: Confi
     assert (annotate.attempt, annotate.status, annotate.artefact_count) == (
         2,
         StageStatus.SUCCEEDED,
-        240,
+        DOCS,
     )
     note = (annotate.note or {})["rerun"]
     assert (note["reason"], note["requested_by"], note["dagster_run_id"]) == (
@@ -198,7 +200,7 @@ def test_rerun_of_one_stage_and_what_follows(components: Components, news: Confi
         "alice",
         "run-1",
     )
-    assert components.executions.counter(record.id, "fetch") == 240
+    assert components.executions.counter(record.id, "fetch") == DOCS
 
 
 def test_rerun_only_this_stage_leaves_the_rest(

@@ -45,3 +45,12 @@ def news_world(env: Mapping[str, str]) -> Iterator[World]:
         parent = run_pipeline(components, news, timeout=180)
         assert parent.status is ExecutionStatus.SUCCEEDED, parent.error
         yield World(dict(env), components, news, parent)
+
+
+def small_news(documents: int = 40) -> ConfigSnapshot:
+    """The news pipeline fetching only ``documents`` documents: for tests where size is not
+    the point (recovery logic, refusals), four to six times faster than all 240."""
+    fetch = "callable: factflow_replay_dagster.pipelines.news:fetch"
+    options = f"{fetch}\n        options: {{limit: {documents}}}"
+    text = sample_config("news").read_text().replace(fetch, options)
+    return ConfigSnapshot.parse(text, source=f"news limited to {documents} documents")
