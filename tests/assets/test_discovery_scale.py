@@ -3,19 +3,18 @@ the same with 1,000 or 10,000 recorded before them (SQL statements and storage l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event
 from support.snapshots import SNAPSHOT
 
 from factflow_replay_dagster.assets import stage_asset_key
 from factflow_replay_dagster.discovery import discover
 from factflow_replay_dagster.executions import ExecutionStore
-from factflow_replay_dagster.executions.models import Event, Execution
 from factflow_replay_dagster.snapshot import ConfigSnapshot
 from factflow_replay_dagster.storage.local import LocalArtefactStore
+from factflow_replay_dagster.testing.history import bulk_history, finished_executions
 
 STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
 REGISTERED = {stage_asset_key("demo", r, s) for r, s in STAGES}
@@ -29,55 +28,12 @@ class CountingStore(LocalArtefactStore):
         return super().list(prefix, start_after=start_after)
 
 
-def history(store: ExecutionStore, size: int) -> None:
-    """``size`` old executions with their change-log entries, inserted in bulk."""
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "id": f"old-{i:06d}",
-            "pipeline": "demo",
-            "pipeline_version": "1",
-            "snapshot": SNAPSHOT,
-            "status": "SUCCEEDED",
-            "origin": "run",
-            "attempt": 1,
-            "failure_count": 0,
-            "recovery_attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(size)
-    ]
-    events = [
-        {
-            "execution_id": r["id"],
-            "kind": "created",
-            "status": "PENDING",
-            "at": now,
-            "data": {"pipeline": "demo"},
-        }
-        for r in rows
-    ]
-    with store._engine.begin() as conn:
-        conn.execute(insert(Execution), rows)
-        conn.execute(insert(Event), events)
-
-
-def hundred_new(store: ExecutionStore) -> None:
-    snapshot = ConfigSnapshot.parse(SNAPSHOT)
-    for i in range(100):
-        execution_id = f"new-{i:03d}"
-        store.create_execution(execution_id, snapshot)
-        attempt = store.begin_attempt(execution_id, STAGES)
-        for route, stage in STAGES:
-            store.set_inputs_expected(execution_id, route, stage, attempt, 0)
-
-
 def measure(tmp_path: Path, size: int) -> tuple[int, int, int, int]:
     store = ExecutionStore(f"sqlite:///{tmp_path / f'history-{size}.db'}")
-    history(store, size)
+    snapshot = ConfigSnapshot.parse(SNAPSHOT)
+    bulk_history(store, snapshot, size)
     cursor = str(store.last_event_seq())
-    hundred_new(store)
+    finished_executions(store, snapshot, 100)
     statements = 0
 
     def count(*_args: object) -> None:
