@@ -25,14 +25,12 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   └── BrokerConnectionError         connection lost and retries exhausted
     ├── ExecutionStoreError               the execution database failed
     ├── ReplayError                       a replay failed for a reason of its own
-    │   └── ReplayCancelledError          a replay stopped on request (position saved)
-    ├── RecoveryError                     a recovery was refused
-    │   ├── NotFailedError                the execution is not failed
-    │   ├── AlreadyRecoveringError        another recovery of the same failure won
-    │   ├── NothingSucceededError         no stage succeeded: that is a rerun, not a recovery
-    │   ├── NotSettledError               a stage of the failed attempt is still running
-    │   └── RecoveryLimitError            too many attempts; the execution needs a person
-    └── StageFailedError                  a pipeline stage raised (reference runtime)
+    └── RecoveryError                     a recovery was refused
+        ├── NotFailedError                the execution is not failed
+        ├── AlreadyRecoveringError        another recovery of the same failure won
+        ├── NothingSucceededError         no stage succeeded: that is a rerun, not a recovery
+        ├── NotSettledError               a stage of the failed attempt is still running
+        └── RecoveryLimitError            too many attempts; the execution needs a person
 
 Queue errors that happen mid-publish carry ``confirmed``: how many messages of that
 publish call the broker confirmed before the failure, so callers know exactly what was sent.
@@ -65,11 +63,9 @@ __all__ = [
     "QueueNotFoundError",
     "RecoveryError",
     "RecoveryLimitError",
-    "ReplayCancelledError",
     "ReplayError",
     "SettingsError",
     "SnapshotError",
-    "StageFailedError",
     "StorageError",
     "UnknownExecutionError",
     "UnknownReplayError",
@@ -321,21 +317,6 @@ class ReplayError(FactflowReplayError):
     """A replay failed for a reason of its own (not bad input, storage or broker)."""
 
 
-class ReplayCancelledError(ReplayError):
-    """A replay stopped on request at a message boundary; its position is saved."""
-
-    exit_code = EXIT_CANCELLED
-
-    def __init__(self, replay_id: str, confirmed: int, total: int) -> None:
-        self.replay_id = replay_id
-        self.confirmed = confirmed
-        self.total = total
-        super().__init__(
-            f"replay {replay_id!r} cancelled after {confirmed} of {total} messages confirmed; "
-            f"resume it with resume_replay_id={replay_id!r}"
-        )
-
-
 class RecoveryError(FactflowReplayError):
     """A recovery was refused; nothing was published."""
 
@@ -403,14 +384,3 @@ class RecoveryLimitError(RecoveryError):
             f"execution {execution_id!r} was recovered {attempts} times (maximum {maximum}); "
             "it is marked NEEDS_ATTENTION for a person to look at"
         )
-
-
-class StageFailedError(FactflowReplayError):
-    """A stage callable raised while the reference runtime processed a message."""
-
-    def __init__(self, execution_id: str, route: str, stage: str, error: str) -> None:
-        self.execution_id = execution_id
-        self.route = route
-        self.stage = stage
-        self.error = error
-        super().__init__(f"stage {route}/{stage} of execution {execution_id!r} failed: {error}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ID_MAX_LENGTH", "ID_PATTERN", "IdKind", "is_valid_id", "new_id", "validate_id"]
+__all__ = ["ID_MAX_LENGTH", "ID_PATTERN", "IdKind", "new_id", "validate_id"]
 
 import re
 import secrets
@@ -47,15 +47,6 @@ def validate_id(value: object, *, kind: IdKind) -> str:
             "must start with a letter or digit and contain only letters, digits, '.', '_', '-'",
         )
     return value
-
-
-def is_valid_id(value: object, *, kind: IdKind = "execution") -> bool:
-    """Whether :func:`validate_id` would accept ``value``."""
-    try:
-        validate_id(value, kind=kind)
-    except InvalidIdError:
-        return False
-    return True
 
 
 def new_id(prefix: str) -> str:

@@ -96,6 +96,12 @@ class ExecutionStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     recovery_max_attempts: int = Field(
         default=3, ge=1, description="Recoveries of one execution before it needs a person."
     )
+    replay_progress_every: int = Field(
+        default=100,
+        ge=1,
+        description="A running replay saves its position every N confirms "
+        "(and every 2 s): after a crash at most this many are sent again.",
+    )
     recovery_settle_seconds: float = Field(
         default=60.0,
         ge=0,
@@ -153,6 +159,7 @@ def build_resources(settings: Settings, environ: dict[str, str] | None = None) -
         "executions": ExecutionStoreResource(
             database_url=_env_or("FACTFLOW_DATABASE_URL", settings.database_url, env),
             recovery_max_attempts=settings.recovery_max_attempts,
+            replay_progress_every=settings.progress_every,
             recovery_settle_seconds=settings.recovery_settle_seconds,
         ),
     }

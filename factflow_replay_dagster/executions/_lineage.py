@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -383,14 +383,3 @@ class LineageMixin(StoreBase):
                     data={"error": execution.error, "route": route, "stage": stage},
                 )
             return True
-
-    def forget_processed(self, execution_id: str, *, before_attempt: int) -> int:
-        """Drop de-duplication rows of older attempts (housekeeping); returns how many."""
-        with self._tx() as session:
-            result = session.execute(
-                delete(ProcessedMessage).where(
-                    ProcessedMessage.execution_id == execution_id,
-                    ProcessedMessage.attempt < before_attempt,
-                )
-            )
-            return int(result.rowcount)  # type: ignore[attr-defined]

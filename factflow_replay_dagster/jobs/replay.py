@@ -98,6 +98,7 @@ def plan_replay(
             artefacts=components.artefacts,
             executions=components.executions,
             publisher=components.publisher,
+            progress_every=executions.replay_progress_every,
         )
         plan = service.plan(request, resume_replay_id=config.resume_replay_id)
     add_run_tags(
@@ -149,6 +150,7 @@ def publish_replay(
             artefacts=components.artefacts,
             executions=components.executions,
             publisher=components.publisher,
+            progress_every=executions.replay_progress_every,
         )
         result = service.run(
             request,

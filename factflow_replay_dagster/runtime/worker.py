@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -335,6 +334,3 @@ class Worker:
             target.execution.id,
             row.artefact_count,
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"queues": self.queues, "handled": self.handled}

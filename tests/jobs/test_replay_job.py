@@ -194,3 +194,18 @@ def test_terminating_the_run_stops_cleanly_and_resume_sends_the_rest_once(
             stop.set()
     assert len(ids) == 120
     assert len(set(ids)) == 120
+
+
+def test_settings_reach_the_job_resources(tmp_path) -> None:
+    settings = Settings.from_env(
+        {
+            "FACTFLOW_HOME": str(tmp_path),
+            "FACTFLOW_PROGRESS_EVERY": "7",
+            "FACTFLOW_CONFIRM_WINDOW": "64",
+            "FACTFLOW_RECOVERY_MAX_ATTEMPTS": "5",
+        }
+    )
+    resources = build_definitions(settings).resources or {}
+    assert resources["executions"].replay_progress_every == 7
+    assert resources["executions"].recovery_max_attempts == 5
+    assert resources["queue"].confirm_window == 64
