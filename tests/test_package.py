@@ -78,3 +78,26 @@ def test_root_definitions_load_and_every_job_resolves(monkeypatch, tmp_path) -> 
     for job in defs.jobs or []:
         assert defs.resolve_job_def(job.name).name == job.name
     assert "replay_job" in {job.name for job in defs.jobs or []}
+
+
+def test_secrets_from_the_environment_stay_envvars_in_the_dagster_resources(tmp_path) -> None:
+    import dagster as dg
+
+    from factflow_replay_dagster.resources import build_resources
+    from factflow_replay_dagster.settings import Settings
+
+    env = {
+        "FACTFLOW_HOME": str(tmp_path),
+        "FACTFLOW_BROKER_URL": "amqp://app:br0ker-s3cret@mq:5672/%2F",
+        "FACTFLOW_DATABASE_URL": "postgresql+psycopg://app:db-s3cret@db/factflow",
+        "FACTFLOW_STORAGE_URL": "s3://bucket/prefix",
+        "AWS_SECRET_ACCESS_KEY": "aws-s3cret",
+        "AWS_ACCESS_KEY_ID": "AKIA",
+    }
+    resources = build_resources(Settings.from_env(env), environ=env)
+    assert resources["queue"].broker_url == dg.EnvVar("FACTFLOW_BROKER_URL")
+    assert resources["executions"].database_url == dg.EnvVar("FACTFLOW_DATABASE_URL")
+    assert resources["artefacts"].s3.aws_secret_access_key == dg.EnvVar("AWS_SECRET_ACCESS_KEY")
+    shown = repr(resources) + str(Settings.from_env(env)) + str(Settings.from_env(env).describe())
+    for secret in ("br0ker-s3cret", "db-s3cret", "aws-s3cret"):
+        assert secret not in shown

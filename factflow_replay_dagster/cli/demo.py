@@ -146,11 +146,16 @@ def ui(ctx: click.Context, host: str, port: int) -> None:
     """Start the Dagster UI (dagster dev) on the runs and executions the CLI records."""
     settings = settings_from(ctx)
     home = dagster_home(settings)
+    # The same location name as workspace.yaml, so `--dagster-url` finds it by default.
+    workspace = home / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: factflow_replay_dagster.location\n"
+        "      location_name: factflow\n",
+        encoding="utf-8",
+    )
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     env = {**os.environ, "DAGSTER_HOME": str(home), "FACTFLOW_HOME": str(settings.home)}
     click.echo(f"DAGSTER_HOME={home}; open http://{host}:{port}", err=True)
     os.execve(  # noqa: S606 - becomes dagster dev; every argument is built right here
-        dagster,
-        [dagster, "dev", "-m", "factflow_replay_dagster.location", "-h", host, "-p", str(port)],
-        env,
+        dagster, [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)], env
     )
