@@ -20,8 +20,10 @@ __all__ = ["Worker"]
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -62,6 +64,21 @@ class _Stage:
 
 
 _INFRASTRUCTURE = (StorageError, QueueError, ExecutionStoreError)
+#: Entries kept per cache: a long-lived worker sees many executions, memory must not grow.
+_CACHE = 4096
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(OrderedDict[K, V]):
+    """A dict that forgets its oldest entries beyond ``_CACHE`` (only caches live here)."""
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > _CACHE:
+            self.popitem(last=False)
 
 
 class Worker:
@@ -77,10 +94,11 @@ class Worker:
         self.components = components
         self.queues = list(dict.fromkeys(queues))
         self.prefetch = prefetch
-        self._snapshots: dict[str, ConfigSnapshot] = {}
-        self._active: dict[tuple[str, int], set[tuple[str, str]]] = {}
-        self._running: set[tuple[str, str, str, int]] = set()
-        self._failed: set[tuple[str, str, str, int]] = set()
+        self._snapshots: _Recent[str, ConfigSnapshot] = _Recent()
+        self._active: _Recent[tuple[str, int], set[tuple[str, str]]] = _Recent()
+        self._running: _Recent[tuple[str, str, str, int], bool] = _Recent()
+        self._failed: _Recent[tuple[str, str, str, int], bool] = _Recent()
+        self._stop = threading.Event()
         self.handled = 0
 
     # -- loop -----------------------------------------------------------------------------
@@ -213,11 +231,11 @@ class Worker:
             # The stage failed in this attempt (here or in another worker): its other inputs
             # are dropped, not run, so nothing downstream starts; a recovery restarts the stage
             # from storage.
-            self._failed.add(target.key)
+            self._failed[target.key] = True
             return False
         if target.key not in self._running:
             executions.mark_stage_running(*target.key)
-            self._running.add(target.key)
+            self._running[target.key] = True
         config = target.snapshot.config.route(target.route).stage(target.stage)
         if config.callable is None:
             raise ValueError(
@@ -241,7 +259,7 @@ class Worker:
                 "stage %s/%s of %s failed: %s", target.route, target.stage, execution_id, error
             )
             executions.fail_stage(*target.key, error)
-            self._failed.add(target.key)
+            self._failed[target.key] = True
             return False
         keys = self._store_and_forward(target, outputs)
         outcome = executions.record_processed(
