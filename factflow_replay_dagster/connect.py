@@ -21,9 +21,9 @@ __all__ = [
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
+from ._closing import Closing
 from .executions import ExecutionStore
 from .queues.base import QueueConsumer, QueuePublisher, RetryPolicy
 from .settings import (
@@ -110,7 +110,7 @@ def open_execution_store(settings: Settings) -> ExecutionStore:
 
 
 @dataclass
-class Components:
+class Components(Closing):
     """The core components, opened together and closed together.
 
     The publisher connects on first use; each consumer is new (one per consuming thread).
@@ -137,17 +137,6 @@ class Components:
             self._publisher = None
         self.artefacts.close()
         self.executions.close()
-
-    def __enter__(self) -> Components:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def connect(settings: Settings | None = None) -> Components:

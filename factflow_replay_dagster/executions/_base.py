@@ -8,12 +8,13 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .._closing import Closing
 from ..errors import ExecutionStoreError, UnknownExecutionError
 from ..settings import redact_url
 from .engine import EVENT_LOCK, create_store_engine, downgrade, migrate
@@ -22,7 +23,7 @@ from .models import Event, Execution, utcnow
 log = logging.getLogger("factflow_replay_dagster.executions")
 
 
-class StoreBase:
+class StoreBase(Closing):
     """Holds the engine; every public store method runs in one :meth:`_tx` transaction."""
 
     def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
@@ -61,12 +62,6 @@ class StoreBase:
 
     def close(self) -> None:
         self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     @contextlib.contextmanager
     def _tx(self, *, events: bool = False, read: bool = False) -> Iterator[Session]:

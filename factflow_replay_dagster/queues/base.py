@@ -17,8 +17,8 @@ import abc
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
+
+from .._closing import Closing
 
 HeaderValue = str | int | bool
 
@@ -81,7 +81,7 @@ class RetryPolicy:
         return min(self.interval_start + retry * self.interval_step, self.interval_max)
 
 
-class QueuePublisher(abc.ABC):
+class QueuePublisher(Closing, abc.ABC):
     """Publishes messages with confirmation: a message counts as sent only once confirmed.
 
     Implementations: RabbitMQ (publisher confirms, persistent, ``mandatory``) and the
@@ -117,19 +117,8 @@ class QueuePublisher(abc.ABC):
         ``on_confirmed`` has already been called for every confirmed message.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Close connections; publishing again reconnects."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class Delivery(abc.ABC):
@@ -152,7 +141,7 @@ class Delivery(abc.ABC):
         """The message was not handled; with ``requeue`` it is delivered again."""
 
 
-class QueueConsumer(abc.ABC):
+class QueueConsumer(Closing, abc.ABC):
     """Receives messages at least once; used by the reference runtime and by tests."""
 
     broker: str
@@ -170,17 +159,3 @@ class QueueConsumer(abc.ABC):
         Unsettled deliveries are delivered again when the consumer goes away (a crash loses
         nothing). Deliveries must be settled on the thread that iterates.
         """
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Close connections."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -8,8 +8,8 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 
+from .._closing import Closing
 from ..errors import ArtefactNotFoundError, InvalidIdError
 
 
@@ -44,7 +44,7 @@ def check_key(key: str) -> str:
     return key
 
 
-class ArtefactStore(abc.ABC):
+class ArtefactStore(Closing, abc.ABC):
     """Where stages store artefacts; the source of truth replay reads from.
 
     Implementations: :class:`~factflow_replay_dagster.storage.local.LocalArtefactStore`
@@ -84,20 +84,6 @@ class ArtefactStore(abc.ABC):
         except ArtefactNotFoundError:
             return False
         return True
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
-        """Release clients; the default holds nothing."""
-
-    def __enter__(self) -> ArtefactStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @dataclass(frozen=True, slots=True)
