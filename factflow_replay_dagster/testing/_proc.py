@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ServerProcess", "ServerStartError", "free_port", "tcp_open", "wait_until"]
+__all__ = [
+    "Account",
+    "ServerProcess",
+    "ServerStartError",
+    "as_account",
+    "free_port",
+    "tcp_open",
+    "wait_until",
+]
 
 import contextlib
 import os
@@ -12,6 +20,10 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict
+
+#: A (uid, gid) to run a process as; None runs it as ourselves.
+Account = tuple[int, int] | None
 
 
 class ServerStartError(RuntimeError):
@@ -70,8 +82,23 @@ def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+class AccountArgs(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def as_account(account: Account) -> AccountArgs:
+    """``subprocess`` keyword arguments that run the child as ``account`` (no extra groups)."""
+    if account is None:
+        return AccountArgs()
+    uid, gid = account
+    return AccountArgs(user=uid, group=gid, extra_groups=[])
+
+
 class ServerProcess:
-    """A server started in its own process group, logging to a file, stopped by pid."""
+    """A server started in its own process group, logging to a file, stopped by pid;
+    as another user when given an ``account`` (RabbitMQ drops root for its service user)."""
 
     def __init__(
         self,
@@ -81,12 +108,14 @@ class ServerProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        account: Account = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self.env = env
         self.cwd = cwd
+        self.account = account
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -101,6 +130,7 @@ class ServerProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                **as_account(self.account),
             )
         finally:
             log.close()

@@ -12,13 +12,13 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pika
 import pika.exceptions
 
-from ._proc import ServerProcess, ServerStartError, free_port, tcp_open
+from ._proc import Account, ServerProcess, ServerStartError, as_account, free_port, tcp_open
 
 _BIN = Path("/usr/lib/rabbitmq/bin")
 _SERVICE_USER = "rabbitmq"
@@ -27,7 +27,7 @@ _OWNER_FILE = "owner"
 _STALE_SECONDS = 24 * 3600
 
 
-def _service_account() -> tuple[int, int] | None:
+def _service_account() -> Account:
     """The (uid, gid) to run the node as: the ``rabbitmq`` user when we are root, else None."""
     if os.geteuid() != 0:
         return None
@@ -89,40 +89,6 @@ def _descendants(pid: int) -> dict[int, bytes]:
     return found
 
 
-class _NodeProcess(ServerProcess):
-    """A :class:`ServerProcess` that starts as another user (the ``rabbitmq`` service account)."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        log_path: Path,
-        env: dict[str, str],
-        cwd: Path,
-        account: tuple[int, int] | None,
-    ) -> None:
-        super().__init__(name, argv, log_path=log_path, env=env, cwd=cwd)
-        self.account = account
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        uid, gid = self.account if self.account else (None, None)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-                user=uid,
-                group=gid,
-                extra_groups=[] if self.account else None,
-            )
-
-
 class RabbitMQServer:
     """One private RabbitMQ node (``factflow-<port>@localhost``) listening on 127.0.0.1 only.
 
@@ -152,7 +118,7 @@ class RabbitMQServer:
         self.node = f"factflow-{self._port}@localhost"
         self._account = _service_account()
         self._data_dir: Path | None = None
-        self._process: _NodeProcess | None = None
+        self._process: ServerProcess | None = None
 
     def __repr__(self) -> str:
         return f"RabbitMQServer(node={self.node!r}, port={self._port})"
@@ -187,7 +153,7 @@ class RabbitMQServer:
         if self.running():
             return
         data = self._prepare()
-        self._process = _NodeProcess(
+        self._process = ServerProcess(
             f"rabbitmq node {self.node}",
             [str(_BIN / "rabbitmq-server")],
             log_path=data / "stdout.log",
@@ -223,20 +189,17 @@ class RabbitMQServer:
 
         Raises :class:`subprocess.CalledProcessError` (with rabbitmqctl's stderr as a note).
         """
-        uid, gid = self._account if self._account else (None, None)
         argv = [str(_BIN / "rabbitmqctl"), "-n", self.node, *args]
         try:
             done = subprocess.run(
                 argv,
                 env=self._env(),
                 cwd=self.data_dir,
-                user=uid,
-                group=gid,
-                extra_groups=[] if self._account else None,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
                 check=True,
+                **as_account(self._account),
             )
         except subprocess.CalledProcessError as exc:
             exc.add_note(f"rabbitmqctl said: {(exc.stderr or exc.stdout or '').strip()[-2000:]}")
