@@ -24,6 +24,7 @@ replayable: replay reads the execution's own snapshot.
 __all__ = [
     "CHECK_NAME",
     "asset_key_parts",
+    "check_evaluation",
     "executions_partitions",
     "load_registered_configs",
     "replay_snippet",
@@ -44,7 +45,7 @@ from .pipelines import SAMPLES
 from .resources import ArtefactStoreResource, ExecutionStoreResource
 from .settings import Settings
 from .snapshot import ConfigSnapshot
-from .verification import verify_stage
+from .verification import StageVerification, verify_stage
 
 #: The asset check on every stored partition.
 CHECK_NAME = "stored_objects_match_lineage"
@@ -167,15 +168,27 @@ def _check_for(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=result.passed,
             description=result.describe(),
-            metadata={
-                "recorded": result.recorded,
-                "stored": result.stored,
-                "missing": result.missing,
-                "location": result.location,
-            },
+            metadata={**_check_counts(result), "location": result.location},
         )
 
     return stored_objects_match_lineage
+
+
+def _check_counts(result: StageVerification) -> dict[str, int]:
+    return {"recorded": result.recorded, "stored": result.stored, "missing": result.missing}
+
+
+def check_evaluation(asset_key: dg.AssetKey, result: StageVerification) -> dg.AssetCheckEvaluation:
+    """The storage check's verdict on one stage partition as an event, for what verifies
+    outside the check itself (the discovery sensor, ``verify_stored_job``)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=CHECK_NAME,
+        passed=result.passed,
+        partition=result.execution_id,
+        description=result.describe(),
+        metadata=_check_counts(result),
+    )
 
 
 def stored_artefacts_checks(specs: Iterable[dg.AssetSpec]) -> list[dg.AssetChecksDefinition]:

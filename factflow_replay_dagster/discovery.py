@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from .assets import (
-    CHECK_NAME,
+    check_evaluation,
     executions_partitions,
     replay_snippet,
     source_partition_path,
@@ -178,18 +178,5 @@ def discover(
             assert entry.route is not None
             assert entry.stage is not None
             result = verify_stage(verify_with, store, execution.id, entry.route, entry.stage)
-            found.events.append(
-                dg.AssetCheckEvaluation(
-                    asset_key=asset_event.asset_key,
-                    check_name=CHECK_NAME,
-                    passed=result.passed,
-                    partition=execution.id,
-                    description=result.describe(),
-                    metadata={
-                        "recorded": result.recorded,
-                        "stored": result.stored,
-                        "missing": result.missing,
-                    },
-                )
-            )
+            found.events.append(check_evaluation(asset_event.asset_key, result))
     return found

@@ -7,7 +7,7 @@ __all__ = ["VerifyConfig", "verify_stored", "verify_stored_job"]
 import dagster as dg
 from pydantic import Field
 
-from ..assets import CHECK_NAME, stage_asset_key
+from ..assets import check_evaluation, stage_asset_key
 from ..executions import StageStatus
 from ..ids import validate_id
 from ..resources import ArtefactStoreResource, ExecutionStoreResource
@@ -45,19 +45,9 @@ def verify_stored(
                     continue
                 result = verify_stage(store, records, execution.id, row.route, row.stage)
                 failed += not result.passed
+                asset_key = stage_asset_key(execution.pipeline, row.route, row.stage)
                 context.log_event(
-                    dg.AssetCheckEvaluation(
-                        asset_key=stage_asset_key(execution.pipeline, row.route, row.stage),
-                        check_name=CHECK_NAME,
-                        passed=result.passed,
-                        partition=execution.id,
-                        description=result.describe(),
-                        metadata={
-                            "recorded": result.recorded,
-                            "stored": result.stored,
-                            "missing": result.missing,
-                        },
-                    )  # type: ignore[arg-type]  # accepted at runtime; its annotation lags
+                    check_evaluation(asset_key, result)  # type: ignore[arg-type]  # accepted at runtime; its annotation lags
                 )
     context.log.info(f"verified {len(ids)} executions: {failed} stage partitions missing objects")
     return dg.Output(failed, metadata={"executions": len(ids), "failed_partitions": failed})
