@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..assets import executions_partitions, source_partition_path, stage_asset_key
+from ..connect import Components
 from ..replay import DetachedReplayService, ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 from ._common import (
@@ -80,6 +81,15 @@ def _plan_metadata(plan: ReplayPlan) -> dict[str, Any]:
     }
 
 
+def _service(components: Components, executions: ExecutionStoreResource) -> DetachedReplayService:
+    return DetachedReplayService(
+        artefacts=components.artefacts,
+        executions=components.executions,
+        publisher=components.publisher,
+        progress_every=executions.replay_progress_every,
+    )
+
+
 @dg.op(
     out={"plan": dg.Out(ReplayPlan, description="The checked replay plan.")},
     description="Resolve the route from the parent's snapshot, check the queue, list and "
@@ -94,12 +104,7 @@ def plan_replay(
 ) -> Iterator[dg.Output[ReplayPlan]]:
     with as_dagster_failure(), opened(artefacts, executions, queue) as components:
         request = config.to_request(context)
-        service = DetachedReplayService(
-            artefacts=components.artefacts,
-            executions=components.executions,
-            publisher=components.publisher,
-            progress_every=executions.replay_progress_every,
-        )
+        service = _service(components, executions)
         plan = service.plan(request, resume_replay_id=config.resume_replay_id)
     add_run_tags(
         context,
@@ -146,12 +151,7 @@ def publish_replay(
 
     with as_dagster_failure(), opened(artefacts, executions, queue) as components, interruptible():
         request = config.to_request(context)
-        service = DetachedReplayService(
-            artefacts=components.artefacts,
-            executions=components.executions,
-            publisher=components.publisher,
-            progress_every=executions.replay_progress_every,
-        )
+        service = _service(components, executions)
         result = service.run(
             request,
             plan=plan,

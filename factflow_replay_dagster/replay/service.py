@@ -111,14 +111,7 @@ class DetachedReplayService:
 
     def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
         """Resolve, check and list (for a resume: what is left); publish and create nothing."""
-        resume = self._resume_target(request, resume_replay_id)
-        plan, _ = plan_replay(
-            request,
-            artefacts=self.artefacts,
-            executions=self.executions,
-            publisher=self.publisher,
-            resume=resume,
-        )
+        plan, _ = self._plan(request, self._resume_target(request, resume_replay_id))
         return plan
 
     def run(
@@ -142,13 +135,7 @@ class DetachedReplayService:
         """
         resume = self._resume_target(request, resume_replay_id)
         if plan is None:
-            plan, snapshot = plan_replay(
-                request,
-                artefacts=self.artefacts,
-                executions=self.executions,
-                publisher=self.publisher,
-                resume=resume,
-            )
+            plan, snapshot = self._plan(request, resume)
         else:
             snapshot = self.executions.snapshot_of(plan.source_execution_id)
         if request.dry_run:
@@ -195,6 +182,17 @@ class DetachedReplayService:
         )
 
     # -- set-up ---------------------------------------------------------------------------
+
+    def _plan(
+        self, request: ReplayRequest, resume: ReplayRecord | None
+    ) -> tuple[ReplayPlan, ConfigSnapshot]:
+        return plan_replay(
+            request,
+            artefacts=self.artefacts,
+            executions=self.executions,
+            publisher=self.publisher,
+            resume=resume,
+        )
 
     def _resume_target(
         self, request: ReplayRequest, resume_replay_id: str | None
