@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 from support.snapshots import SNAPSHOT
+from support.worlds import NEWS_STAGES
 
 from factflow_replay_dagster.assets import stage_asset_key
 from factflow_replay_dagster.discovery import discover
@@ -16,8 +17,7 @@ from factflow_replay_dagster.snapshot import ConfigSnapshot
 from factflow_replay_dagster.storage.local import LocalArtefactStore
 from factflow_replay_dagster.testing.history import bulk_history, finished_executions
 
-STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
-REGISTERED = {stage_asset_key("demo", r, s) for r, s in STAGES}
+REGISTERED = {stage_asset_key("demo", r, s) for r, s in NEWS_STAGES}
 
 
 class CountingStore(LocalArtefactStore):

@@ -38,10 +38,7 @@ def run(world: World, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def queue(world: World) -> EmbeddedQueue:
-    q = world.components.publisher
-    assert isinstance(q, EmbeddedQueue)
-    q.purge("news.enrich")
-    return q
+    return world.emptied_queue("news.enrich")
 
 
 def replay_args(request: dict[str, object]) -> list[str]:

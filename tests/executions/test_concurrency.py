@@ -6,12 +6,11 @@ import multiprocessing
 from multiprocessing.synchronize import Barrier
 
 from support.snapshots import SNAPSHOT
+from support.worlds import NEWS_STAGES
 
 from factflow_replay_dagster.errors import AlreadyRecoveringError
 from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-
-STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
 
 
 def _writer(
@@ -36,7 +35,7 @@ def _recover(url: str, barrier: Barrier, results: list[str]) -> None:
                 "failed",
                 restart_route="enrich",
                 restart_stage="annotate",
-                reset=STAGES[2:],
+                reset=NEWS_STAGES[2:],
                 max_attempts=3,
             )
         except AlreadyRecoveringError:
@@ -52,7 +51,7 @@ def _spawn() -> multiprocessing.context.SpawnContext:
 def test_two_processes_writing_at_once_lose_nothing(store: ExecutionStore, store_url: str) -> None:
     snapshot = ConfigSnapshot.parse(SNAPSHOT)
     store.create_execution("shared", snapshot)
-    store.begin_attempt("shared", STAGES)
+    store.begin_attempt("shared", NEWS_STAGES)
     ctx = _spawn()
     barrier = ctx.Barrier(2)
     count = 150
@@ -75,7 +74,7 @@ def test_concurrent_recoveries_in_four_processes_claim_once(
     store: ExecutionStore, store_url: str
 ) -> None:
     store.create_execution("failed", ConfigSnapshot.parse(SNAPSHOT))
-    attempt = store.begin_attempt("failed", STAGES)
+    attempt = store.begin_attempt("failed", NEWS_STAGES)
     store.fail_stage("failed", "enrich", "annotate", attempt, "boom")
     ctx = _spawn()
     barrier = ctx.Barrier(4)

@@ -40,10 +40,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture
 def queue(world: World) -> EmbeddedQueue:
-    q = world.components.publisher
-    assert isinstance(q, EmbeddedQueue)
-    q.purge("news.enrich")
-    return q
+    return world.emptied_queue("news.enrich")
 
 
 def failure_of(result: dg.ExecuteInProcessResult) -> dg.Failure | None:

@@ -36,11 +36,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture
 def queue(world: World) -> EmbeddedQueue:
     """The embedded queue, with the target queue emptied before each test."""
-    q = world.components.publisher
-    assert isinstance(q, EmbeddedQueue)
-    for name in world.news.config.queues():
-        q.purge(name)
-    return q
+    return world.emptied_queue()
 
 
 def drain(queue: EmbeddedQueue, name: str) -> list:

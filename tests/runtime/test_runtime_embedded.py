@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
+from support.crashes import kill_a_worker_mid_stage_then_restart
+from support.worlds import NEWS_OBJECTS, NEWS_STAGES, stored_names
 
 from factflow_replay_dagster.connect import Components, connect
 from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
@@ -14,12 +16,9 @@ from factflow_replay_dagster.layout import stage_prefix
 from factflow_replay_dagster.messages import ArtefactHeaders, forward_message_id
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.queues.embedded import EmbeddedQueue
-from factflow_replay_dagster.runtime import Worker, run_pipeline, start_execution
+from factflow_replay_dagster.runtime import Worker, run_pipeline
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.testing.workers import WorkerProcess
-
-STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
 
 
 @pytest.fixture
@@ -38,20 +37,14 @@ def news() -> ConfigSnapshot:
     return ConfigSnapshot.load(sample_config("news"))
 
 
-def stored_names(components: Components, execution_id: str, route: str, stage: str) -> list[str]:
-    prefix = stage_prefix(execution_id, route, stage)
-    return [info.key[len(prefix) :] for info in components.artefacts.list(prefix)]
-
-
 def test_news_runs_end_to_end(components: Components, news: ConfigSnapshot) -> None:
     record = run_pipeline(components, news, timeout=120)
     assert record.status is ExecutionStatus.SUCCEEDED
-    expected = [f"news-{i:04d}.json" for i in range(1, 241)]
-    for route, stage in STAGES:
-        assert stored_names(components, record.id, route, stage) == expected
+    for route, stage in NEWS_STAGES:
+        assert stored_names(components, record.id, route, stage) == NEWS_OBJECTS
     lineage = components.executions.lineage(record.id)
     assert [(row.route, row.stage, row.status, row.artefact_count) for row in lineage] == [
-        (route, stage, StageStatus.SUCCEEDED, 240) for route, stage in STAGES
+        (route, stage, StageStatus.SUCCEEDED, 240) for route, stage in NEWS_STAGES
     ]
     assert [row.inputs_processed for row in lineage] == [1, 240, 240, 240]
     assert components.executions.counter(record.id, "fetch") == 240
@@ -110,47 +103,7 @@ def test_a_duplicate_message_is_processed_once(
 def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(
     tmp_path: Path, env: dict[str, str], components: Components
 ) -> None:
-    slow = tmp_path / "slow.yaml"
-    slow.write_text(
-        sample_config("news")
-        .read_text()
-        .replace(
-            "callable: factflow_replay_dagster.pipelines.news:annotate",
-            "callable: factflow_replay_dagster.pipelines.news:annotate\n"
-            "        options: {delay_ms: 15}",
-        )
-    )
-    snapshot = ConfigSnapshot.load(slow)
-    record = start_execution(components, snapshot)
-    first = WorkerProcess([slow], env=env, log_path=tmp_path / "worker1.log").start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        row = components.executions.stage_lineage(record.id, "enrich", "annotate")
-        if row is not None and row.inputs_processed >= 60:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"annotate never got going:\n{first.log_tail()}")
-    first.kill()
-    row = components.executions.stage_lineage(record.id, "enrich", "annotate")
-    assert row is not None
-    assert row.status is StageStatus.RUNNING  # really killed in the middle of the stage
-    second = WorkerProcess([slow], env=env, log_path=tmp_path / "worker2.log").start()
-    try:
-        while time.monotonic() < deadline + 120:
-            if components.executions.get_execution(record.id).status is ExecutionStatus.SUCCEEDED:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"execution did not finish after the restart:\n{second.log_tail()}")
-    finally:
-        second.stop()
-    expected = [f"news-{i:04d}.json" for i in range(1, 241)]
-    for route, stage in STAGES:
-        assert stored_names(components, record.id, route, stage) == expected
-    for row in components.executions.lineage(record.id):
-        assert row.status is StageStatus.SUCCEEDED
-        assert row.artefact_count == 240
+    kill_a_worker_mid_stage_then_restart(components, env, tmp_path, delay_ms=15, timeout=120)
 
 
 def test_a_failed_stage_takes_no_more_inputs_in_any_worker(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from support.worlds import NEWS_STAGES
 
 from factflow_replay_dagster.definitions import build_definitions
 from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore, ReplayState
@@ -16,8 +17,6 @@ from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.resources import ExecutionStoreResource
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-
-STAGES = [("ingest", "fetch"), ("ingest", "parse"), ("enrich", "annotate"), ("enrich", "index")]
 
 
 @pytest.fixture
@@ -44,10 +43,10 @@ def resources(env: dict[str, str]) -> dict[str, object]:
 def failing(store: ExecutionStore, execution_id: str, *, succeeded: int = 2) -> None:
     """An execution whose first ``succeeded`` stages succeeded and the next failed."""
     store.create_execution(execution_id, ConfigSnapshot.load(sample_config("news")))
-    attempt = store.begin_attempt(execution_id, STAGES)
-    for route, stage in STAGES[:succeeded]:
+    attempt = store.begin_attempt(execution_id, NEWS_STAGES)
+    for route, stage in NEWS_STAGES[:succeeded]:
         store.set_inputs_expected(execution_id, route, stage, attempt, 0)
-    route, stage = STAGES[succeeded]
+    route, stage = NEWS_STAGES[succeeded]
     store.fail_stage(execution_id, route, stage, attempt, "boom")
 
 
@@ -90,7 +89,11 @@ def test_failures_after_the_cursor_are_found_and_each_failure_gets_its_own_run_k
     assert [r.run_key for r in first.run_requests] == ["recover:exec-a:1"]
     # Recovered, and failed again: a second failure, a second run key.
     claim = store.claim_recovery(
-        "exec-a", restart_route="enrich", restart_stage="annotate", reset=STAGES[2:], max_attempts=3
+        "exec-a",
+        restart_route="enrich",
+        restart_stage="annotate",
+        reset=NEWS_STAGES[2:],
+        max_attempts=3,
     )
     store.finish_recovery(claim)
     store.fail_stage("exec-a", "enrich", "annotate", claim.attempt, "boom again")
@@ -105,7 +108,11 @@ def test_a_failure_already_being_recovered_is_skipped_with_its_reason(
     cursor = str(store.last_event_seq())
     failing(store, "exec-a")
     store.claim_recovery(
-        "exec-a", restart_route="enrich", restart_stage="annotate", reset=STAGES[2:], max_attempts=3
+        "exec-a",
+        restart_route="enrich",
+        restart_stage="annotate",
+        reset=NEWS_STAGES[2:],
+        max_attempts=3,
     )
     result = tick(defs, resources, cursor)
     assert result.run_requests == []
@@ -118,7 +125,7 @@ def test_a_failure_waits_while_its_attempt_still_runs_then_is_recovered(
     """parse is still finishing the failed attempt: recovering now would redo it."""
     cursor = str(store.last_event_seq())
     store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
-    attempt = store.begin_attempt("exec-a", STAGES)
+    attempt = store.begin_attempt("exec-a", NEWS_STAGES)
     store.set_inputs_expected("exec-a", "ingest", "fetch", attempt, 0)
     store.mark_stage_running("exec-a", "ingest", "parse", attempt)
     store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom")
@@ -136,8 +143,8 @@ def test_stages_after_the_failed_one_do_not_make_recovery_wait(defs, resources, 
     """index still RUNNING on outputs annotate made before it failed: the recovery resets it."""
     cursor = str(store.last_event_seq())
     store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
-    attempt = store.begin_attempt("exec-a", STAGES)
-    for route, stage in STAGES[:2]:
+    attempt = store.begin_attempt("exec-a", NEWS_STAGES)
+    for route, stage in NEWS_STAGES[:2]:
         store.set_inputs_expected("exec-a", route, stage, attempt, 0)
     store.mark_stage_running("exec-a", "enrich", "index", attempt)
     store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom on document 150")
@@ -149,7 +156,7 @@ def test_a_stage_that_never_finishes_stops_blocking_after_the_settle_time(store)
     from factflow_replay_dagster.sensors import failed_execution_requests
 
     store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
-    attempt = store.begin_attempt("exec-a", STAGES)
+    attempt = store.begin_attempt("exec-a", NEWS_STAGES)
     store.set_inputs_expected("exec-a", "ingest", "fetch", attempt, 0)
     store.mark_stage_running("exec-a", "ingest", "parse", attempt)  # its worker died
     store.fail_stage("exec-a", "enrich", "annotate", attempt, "boom")
