@@ -44,6 +44,7 @@ from factflow_replay_dagster.queues.base import (
     QueueConsumer,
     QueuePublisher,
     StopCallback,
+    check_rate,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,8 +216,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         more than ``_MAX_BATCH_DELAY`` seconds after the batch's first, so a slow message
         source does not hold confirmations back.
         """
-        if rate is not None and rate <= 0:
-            raise InvalidInputError(f"rate must be positive messages per second, not {rate}")
+        check_rate(rate)
         self.check_queue(queue)
         conn = self._connection()
         interval = 1.0 / rate if rate else 0.0

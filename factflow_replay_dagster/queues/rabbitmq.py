@@ -38,6 +38,7 @@ from .base import (
     QueuePublisher,
     RetryPolicy,
     StopCallback,
+    check_rate,
 )
 
 _T = TypeVar("_T")
@@ -148,8 +149,7 @@ class RabbitMQPublisher(QueuePublisher):
         should_stop: StopCallback | None = None,
         rate: float | None = None,
     ) -> PublishOutcome:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be positive, not {rate}")
+        check_rate(rate)
         self.check_queue(queue)
         run = _PublishRun(
             self, queue, messages, on_confirmed=on_confirmed, should_stop=should_stop, rate=rate

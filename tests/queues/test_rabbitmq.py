@@ -18,6 +18,7 @@ import pytest
 
 from factflow_replay_dagster.errors import (
     BrokerConnectionError,
+    InvalidInputError,
     QueueError,
     QueueNotFoundError,
     UnroutableMessageError,
@@ -288,6 +289,9 @@ def test_rate_limited_publish_completes(
 
     assert outcome.confirmed == 50
     assert confirms.ids == ids(50)
+    assert queue_state(rabbitmq_server.url, queue) == 50
+    with pytest.raises(InvalidInputError, match="rate must be positive"):
+        publisher.publish(queue, messages(1), rate=0)
     assert queue_state(rabbitmq_server.url, queue) == 50
 
 
