@@ -1,85 +1,57 @@
-"""Build the core components (artefact store, queue, execution store) from URLs or Settings.
+"""The one builder: core components (artefact store, queue, execution store) from :class:`Settings`.
 
-The CLI and the Dagster resources both come through here, so a URL means the same thing
-everywhere.
+The CLI, the Dagster resources, the HTTP API and the benchmarks all come through here, so
+one environment means the same components everywhere. Each ``open_*`` builds one component
+and connects lazily (nothing is contacted until first use).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "Components",
-    "artefact_store_for",
+    "RuntimeDeps",
     "connect",
-    "consumer_for",
     "open_artefact_store",
     "open_consumer",
     "open_execution_store",
     "open_publisher",
-    "publisher_for",
     "retry_policy",
+    "s3_config",
 ]
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TypedDict
+from urllib.parse import unquote, urlsplit
 
 from ._closing import Closing
+from .errors import SettingsError
 from .executions import ExecutionStore
 from .queues.base import QueueConsumer, QueuePublisher, RetryPolicy
-from .settings import (
-    Settings,
-    broker_kind,
-    embedded_queue_path,
-    s3_location,
-    storage_folder,
-    storage_kind,
-)
+from .redaction import redact_url
+from .settings import Settings
 from .storage.base import ArtefactStore
+from .storage.s3 import S3Config
 
 
-def artefact_store_for(storage_url: str, *, s3_client: Any | None = None) -> ArtefactStore:
-    """A folder store for ``file://``, an S3 store for ``s3://bucket/prefix`` (with
-    ``s3_client``, or one built from the standard AWS variables the way dagster-aws's
-    S3Resource builds it)."""
-    if storage_kind(storage_url) == "file":
-        from .storage.local import LocalArtefactStore
-
-        return LocalArtefactStore(storage_folder(storage_url))
-    from .storage.s3 import S3ArtefactStore, S3Config, make_s3_client
-
-    bucket, prefix = s3_location(storage_url)
-    client = s3_client if s3_client is not None else make_s3_client(S3Config.from_env())
-    return S3ArtefactStore(client, bucket, prefix=prefix)
-
-
-def publisher_for(
-    broker_url: str,
-    *,
-    window: int = 256,
-    retry: RetryPolicy | None = None,
-    lease_seconds: float = 60.0,
-) -> QueuePublisher:
-    """RabbitMQ for ``amqp(s)://`` (confirms, ``window`` in flight), else the embedded queue."""
-    if broker_kind(broker_url) == "amqp":
-        from .queues.rabbitmq import RabbitMQPublisher
-
-        return RabbitMQPublisher(broker_url, window=window, retry=retry or RetryPolicy())
-    from .queues.embedded import EmbeddedQueue
-
-    return EmbeddedQueue(embedded_queue_path(broker_url), lease_seconds=lease_seconds)
-
-
-def consumer_for(broker_url: str, *, lease_seconds: float = 60.0) -> QueueConsumer:
-    if broker_kind(broker_url) == "amqp":
-        from .queues.rabbitmq import RabbitMQConsumer
-
-        return RabbitMQConsumer(broker_url)
-    from .queues.embedded import EmbeddedQueue
-
-    return EmbeddedQueue(embedded_queue_path(broker_url), lease_seconds=lease_seconds)
+def s3_config(settings: Settings) -> S3Config:
+    """How to reach S3, from the settings' standard AWS variables: the one mapping."""
+    secret = settings.aws_secret_access_key
+    token = settings.aws_session_token
+    return S3Config(
+        endpoint_url=settings.aws_endpoint_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret is not None else None,
+        aws_session_token=token.get_secret_value() if token is not None else None,
+        verify=settings.aws_ca_bundle,
+        max_attempts=settings.aws_max_attempts,
+    )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
+    """How a lost broker connection is retried."""
     return RetryPolicy(
         max_retries=settings.broker_max_retries,
         interval_start=settings.broker_interval_start,
@@ -88,30 +60,76 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def open_artefact_store(settings: Settings, *, s3_client: Any | None = None) -> ArtefactStore:
-    return artefact_store_for(settings.storage_url, s3_client=s3_client)
+def open_artefact_store(settings: Settings) -> ArtefactStore:
+    """A folder store for ``file://``, an S3 store for ``s3://bucket/prefix``."""
+    url = settings.storage_url
+    parts = urlsplit(url)
+    if settings.storage_kind() == "file":
+        from .storage.local import LocalArtefactStore
+
+        if parts.netloc not in ("", "localhost"):
+            raise SettingsError(
+                f"FACTFLOW_STORAGE_URL is not a local file URL: {redact_url(url)!r}"
+            )
+        return LocalArtefactStore(Path(unquote(parts.path)))
+    from .storage.s3 import S3ArtefactStore, make_s3_client
+
+    if not parts.netloc:
+        raise SettingsError(f"FACTFLOW_STORAGE_URL names no S3 bucket: {redact_url(url)!r}")
+    client = make_s3_client(s3_config(settings))
+    return S3ArtefactStore(client, parts.netloc, prefix=parts.path.lstrip("/"), close_client=True)
+
+
+def _embedded_queue_path(url: str) -> Path:
+    """The SQLite file of an embedded-queue URL (``embedded:///path``) or plain path."""
+    parts = urlsplit(url)
+    if parts.scheme in ("embedded", "file"):
+        return Path(unquote(parts.path))
+    return Path(url).expanduser().resolve()
 
 
 def open_publisher(settings: Settings) -> QueuePublisher:
-    return publisher_for(
-        settings.broker_url,
-        window=settings.confirm_window,
-        retry=retry_policy(settings),
-        lease_seconds=settings.embedded_lease_seconds,
-    )
+    """RabbitMQ for ``amqp(s)://`` (confirms, the window in flight), else the embedded queue."""
+    url = settings.broker_url.get_secret_value()
+    if settings.broker_kind() == "amqp":
+        from .queues.rabbitmq import RabbitMQPublisher
+
+        return RabbitMQPublisher(url, window=settings.confirm_window, retry=retry_policy(settings))
+    from .queues.embedded import EmbeddedQueue
+
+    return EmbeddedQueue(_embedded_queue_path(url), lease_seconds=settings.embedded_lease_seconds)
 
 
 def open_consumer(settings: Settings) -> QueueConsumer:
-    return consumer_for(settings.broker_url, lease_seconds=settings.embedded_lease_seconds)
+    """A consumer (one per consuming thread) on the same broker as :func:`open_publisher`."""
+    url = settings.broker_url.get_secret_value()
+    if settings.broker_kind() == "amqp":
+        from .queues.rabbitmq import RabbitMQConsumer
+
+        return RabbitMQConsumer(url, retry=retry_policy(settings))
+    from .queues.embedded import EmbeddedQueue
+
+    return EmbeddedQueue(_embedded_queue_path(url), lease_seconds=settings.embedded_lease_seconds)
 
 
 def open_execution_store(settings: Settings) -> ExecutionStore:
-    return ExecutionStore(settings.database_url)
+    """The execution store (migrated to the current schema on first open)."""
+    return ExecutionStore(settings.database_url.get_secret_value())
+
+
+class RuntimeDeps(TypedDict):
+    """What the reference runtime's entry points take (``run_pipeline(snapshot, **deps)``)."""
+
+    artefacts: ArtefactStore
+    executions: ExecutionStore
+    publisher: QueuePublisher
+    consumer_factory: Callable[[], QueueConsumer]
 
 
 @dataclass
 class Components(Closing):
-    """The core components, opened together and closed together.
+    """The core components of one deployment, opened together and closed together: a
+    convenience for entry points (the CLI, tests); the core itself takes each explicitly.
 
     The publisher connects on first use; each consumer is new (one per consuming thread).
     """
@@ -130,6 +148,15 @@ class Components(Closing):
 
     def consumer(self) -> QueueConsumer:
         return self.consumer_factory()
+
+    def runtime(self) -> RuntimeDeps:
+        """These components as the reference runtime's keyword arguments."""
+        return RuntimeDeps(
+            artefacts=self.artefacts,
+            executions=self.executions,
+            publisher=self.publisher,
+            consumer_factory=self.consumer_factory,
+        )
 
     def close(self) -> None:
         if self._publisher is not None:

@@ -1,8 +1,13 @@
-"""One settings object, read from environment variables, shared by the CLI and ``definitions.py``.
+"""The one settings model: every ``FACTFLOW_*`` and standard ``AWS_*`` variable, each default once.
 
-With nothing set, every component is embedded under one local folder (``FACTFLOW_HOME``,
-default ``./.factflow``): artefacts in a folder, the execution store in SQLite, the queue in
-an embedded SQLite queue. Passwords never appear in ``repr``, logs or errors.
+The CLI, ``definitions.py`` (through the Dagster resources), the HTTP API and the benchmarks
+all build their components from a :class:`Settings` through
+:mod:`factflow_replay_dagster.connect`. With nothing set, every component is embedded under
+one local folder (``FACTFLOW_HOME``, default ``./.factflow``): artefacts in a folder, the
+execution store in SQLite, the queue in an embedded SQLite queue.
+
+Anything that may hold a password is a :class:`~pydantic.SecretStr`: it never appears in
+``repr``, logs or errors; :meth:`Settings.describe` gives what is safe to show.
 """
 
 from __future__ import annotations
@@ -11,220 +16,333 @@ __all__ = [
     "BrokerKind",
     "Settings",
     "StorageKind",
-    "broker_kind",
-    "embedded_queue_path",
-    "redact_url",
-    "s3_location",
-    "storage_folder",
-    "storage_kind",
+    "env_names",
 ]
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.sources import EnvSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
 from .errors import SettingsError
+from .redaction import redact_url
 
 StorageKind = Literal["file", "s3"]
 BrokerKind = Literal["amqp", "embedded"]
 
-_SECRET_QUERY_KEYS = {"password", "passwd", "secret", "token", "sig", "signature"}
+PREFIX = "FACTFLOW_"
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password (userinfo or query parameter) replaced by ``***``.
-
-    A URL without a secret comes back unchanged (``sqlite:////abs/path`` keeps its slashes).
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc, query = parts.netloc, parts.query
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
-            query = urlencode(
-                [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
-                safe="*",
-            )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def storage_kind(url: str) -> StorageKind:
-    """``file`` or ``s3``; anything else is a :class:`SettingsError`."""
-    scheme = urlsplit(url).scheme
-    if scheme == "file":
-        return "file"
-    if scheme == "s3":
-        return "s3"
-    raise SettingsError(
-        f"a storage URL must be file:///path or s3://bucket/prefix, not {redact_url(url)!r}"
-    )
-
-
-def storage_folder(url: str) -> Path:
-    """The folder of a ``file://`` storage URL."""
-    parts = urlsplit(url)
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise SettingsError(f"not a local file URL: {redact_url(url)!r}")
-    return Path(unquote(parts.path))
-
-
-def s3_location(url: str) -> tuple[str, str]:
-    """``(bucket, prefix)`` of an ``s3://bucket/prefix`` storage URL."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise SettingsError(f"not an s3://bucket/prefix URL: {redact_url(url)!r}")
-    return parts.netloc, parts.path.lstrip("/")
-
-
-def broker_kind(url: str) -> BrokerKind:
-    """``amqp`` for ``amqp(s)://``, ``embedded`` for a path or ``embedded://`` URL."""
-    scheme = urlsplit(url).scheme
-    if scheme in ("amqp", "amqps"):
-        return "amqp"
-    if scheme in ("", "embedded", "file"):
-        return "embedded"
-    raise SettingsError(
-        "a broker URL must be amqp://..., amqps://... or an embedded-queue path, "
-        f"not {redact_url(url)!r}"
-    )
-
-
-def embedded_queue_path(url: str) -> Path:
-    """The SQLite file of an embedded-queue URL (``embedded:///path``) or plain path."""
-    parts = urlsplit(url)
-    if parts.scheme in ("embedded", "file"):
-        return Path(unquote(parts.path))
-    return Path(url).expanduser().resolve()
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+def _paths(value: object) -> object:
+    """``FACTFLOW_PIPELINES`` is a ``:``-separated list of files or folders."""
+    if isinstance(value, str):
+        return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p)
     return value
 
 
-def _bool(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = (environ.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+#: The environment a :meth:`Settings.from_env` call reads (None: ``os.environ``).
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "factflow_settings_environ", default=None
+)
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name} must not be negative, not {value}")
-    return value
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            dict(self._environ), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where artefacts, messages and execution records live.
+class Settings(BaseSettings):
+    """Where artefacts, messages and execution records live, and how components behave.
 
-    Build it with :meth:`from_env`; every field has an embedded default under ``home``.
-    ``broker_url`` and ``database_url`` may hold passwords: they are excluded from ``repr``;
-    use :meth:`describe` for something safe to print.
+    Build it with :meth:`from_env` (the process environment, or a given mapping). Every
+    field is read from ``FACTFLOW_<FIELD>``; the S3 fields from the standard AWS variables
+    (their names are in each field's description). Bad values raise
+    :class:`~factflow_replay_dagster.errors.SettingsError` naming the variable.
     """
 
-    home: Path
-    storage_url: str
-    broker_url: str = field(repr=False)
-    database_url: str = field(repr=False)
-    pipeline_configs: tuple[Path, ...] = ()
-    confirm_window: int = 256
-    broker_max_retries: int = 10
-    broker_interval_start: float = 0.5
-    broker_interval_step: float = 1.0
-    broker_interval_max: float = 10.0
-    recovery_max_attempts: int = 3
-    progress_every: int = 100
-    embedded_lease_seconds: float = 60.0
-    auto_recovery: bool = True
-    recovery_settle_seconds: float = 60.0
-    recovery_sensor_interval: int = 30
-    discovery_interval: int = 30
-    verify_on_discovery: bool = True
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # -- where things live ------------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".factflow"),
+        description="Folder of the embedded defaults (and of the CLI's Dagster instance).",
+    )
+    storage_url: str = Field(
+        default="",
+        description="file:///folder or s3://bucket/prefix (default: $FACTFLOW_HOME/artefacts).",
+    )
+    broker_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="amqp://user:password@host:5672/vhost, amqps://..., or an embedded-queue "
+        "path (default: $FACTFLOW_HOME/queue.db).",
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="SQLAlchemy URL of the execution store, e.g. postgresql+psycopg://... "
+        "(default: sqlite:///$FACTFLOW_HOME/executions.db).",
+    )
+    pipelines: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_paths)] = Field(
+        default=(),
+        description="Pipeline configs (files or folders, ':'-separated) shown as assets "
+        "(default: the bundled samples).",
+    )
+
+    # -- the broker --------------------------------------------------------------------------
+    confirm_window: int = Field(
+        default=256, ge=1, description="Publisher confirms in flight (messages unconfirmed)."
+    )
+    broker_max_retries: int = Field(
+        default=10, ge=0, description="Reconnects after a lost broker connection."
+    )
+    broker_interval_start: float = Field(default=0.5, ge=0, description="First retry delay (s).")
+    broker_interval_step: float = Field(default=1.0, ge=0, description="Added per retry (s).")
+    broker_interval_max: float = Field(default=10.0, ge=0, description="Longest retry delay (s).")
+    embedded_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Embedded queue: an unacknowledged message is delivered again after this.",
+    )
+
+    # -- replay and recovery -----------------------------------------------------------------
+    progress_every: int = Field(
+        default=100,
+        ge=1,
+        description="A running replay saves its position every N confirms (and every 2 s): "
+        "after a crash at most this many are sent again.",
+    )
+    recovery_max_attempts: int = Field(
+        default=3, ge=1, description="Recoveries of one execution before it needs a person."
+    )
+    recovery_settle_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="After a failure, how long recovery waits for the failed attempt's "
+        "still-running stages.",
+    )
+
+    # -- sensors -----------------------------------------------------------------------------
+    auto_recovery: bool = Field(
+        default=True, description="Whether failed_execution_sensor starts running."
+    )
+    recovery_sensor_interval: int = Field(
+        default=30, ge=1, description="failed_execution_sensor's interval (s)."
+    )
+    discovery_interval: int = Field(
+        default=30, ge=1, description="stored_artefacts_sensor's interval (s)."
+    )
+    verify_on_discovery: bool = Field(
+        default=True, description="Whether stored_artefacts_sensor counts storage for the check."
+    )
+
+    # -- S3 (the standard AWS variables) -----------------------------------------------------
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="S3 endpoint, e.g. http://127.0.0.1:8333 for SeaweedFS or MinIO "
+        "(the first variable wins; default: AWS).",
+    )
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="S3 region (the first variable wins).",
+    )
+    aws_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"),
+        description="S3 access key id (default: the AWS credential chain).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY"),
+        description="S3 secret access key.",
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SESSION_TOKEN"),
+        description="S3 session token.",
+    )
+    aws_ca_bundle: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_CA_BUNDLE"),
+        description="CA certificates (a PEM file) trusted for S3 over TLS (default: the system's).",
+    )
+    aws_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("AWS_MAX_ATTEMPTS"),
+        description="Attempts per S3 request, the first included.",
+    )
+
+    # -- building ----------------------------------------------------------------------------
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``FACTFLOW_*`` variables (see the README's configuration table)."""
-        env = os.environ if environ is None else environ
-        home = Path(env.get("FACTFLOW_HOME") or ".factflow").expanduser().resolve()
-        storage = env.get("FACTFLOW_STORAGE_URL") or (home / "artefacts").as_uri()
-        broker = env.get("FACTFLOW_BROKER_URL") or str(home / "queue.db")
-        database = env.get("FACTFLOW_DATABASE_URL") or f"sqlite:///{home / 'executions.db'}"
-        configs = tuple(
-            Path(p).expanduser()
-            for p in (env.get("FACTFLOW_PIPELINES") or "").split(os.pathsep)
-            if p
-        )
-        settings = cls(
-            home=home,
-            storage_url=storage,
-            broker_url=broker,
-            database_url=database,
-            pipeline_configs=configs,
-            confirm_window=_int(env, "FACTFLOW_CONFIRM_WINDOW", 256, minimum=1),
-            broker_max_retries=_int(env, "FACTFLOW_BROKER_MAX_RETRIES", 10),
-            broker_interval_start=_float(env, "FACTFLOW_BROKER_INTERVAL_START", 0.5),
-            broker_interval_step=_float(env, "FACTFLOW_BROKER_INTERVAL_STEP", 1.0),
-            broker_interval_max=_float(env, "FACTFLOW_BROKER_INTERVAL_MAX", 10.0),
-            recovery_max_attempts=_int(env, "FACTFLOW_RECOVERY_MAX_ATTEMPTS", 3, minimum=1),
-            progress_every=_int(env, "FACTFLOW_PROGRESS_EVERY", 100, minimum=1),
-            embedded_lease_seconds=_float(env, "FACTFLOW_EMBEDDED_LEASE_SECONDS", 60.0),
-            auto_recovery=_bool(env, "FACTFLOW_AUTO_RECOVERY", default=True),
-            recovery_settle_seconds=_float(env, "FACTFLOW_RECOVERY_SETTLE_SECONDS", 60.0),
-            recovery_sensor_interval=_int(env, "FACTFLOW_RECOVERY_SENSOR_INTERVAL", 30, minimum=1),
-            discovery_interval=_int(env, "FACTFLOW_DISCOVERY_INTERVAL", 30, minimum=1),
-            verify_on_discovery=_bool(env, "FACTFLOW_VERIFY_ON_DISCOVERY", default=True),
-        )
-        storage_kind(settings.storage_url)  # validate early, with a clear error
-        broker_kind(settings.broker_url)
-        return settings
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values given to the constructor win, then the environment; nothing else is read."""
+        environ = _ENVIRON.get()
+        if environ is None:
+            return init_settings, env_settings
+        return init_settings, _MappingEnvSource(settings_cls, environ)
 
-    # -- interpretation -------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
+        """Read ``environ`` (default: ``os.environ``); ``values`` (field names) win over it."""
+        with _reading(environ):
+            try:
+                return cls(**values)
+            except ValidationError as exc:
+                raise SettingsError(_describe(cls, exc)) from None
+
+    @classmethod
+    def from_values(cls, **values: Any) -> Self:
+        """Settings from ``values`` alone (field names), the environment ignored: what a Dagster
+        resource, whose fields are already resolved, builds its components from."""
+        return cls.from_env({}, **values)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_defaults(cls, data: Any) -> Any:
+        """Fill storage, broker and database from ``home`` where they are not set."""
+        if not isinstance(data, dict):
+            return data
+        home = Path(data.get("home") or ".factflow").expanduser().resolve()
+        data = {**data, "home": home}
+        if not data.get("storage_url"):
+            data["storage_url"] = (home / "artefacts").as_uri()
+        if not _secret_text(data.get("broker_url")):
+            data["broker_url"] = str(home / "queue.db")
+        if not _secret_text(data.get("database_url")):
+            data["database_url"] = f"sqlite:///{home / 'executions.db'}"
+        return data
+
+    @field_validator(
+        "aws_endpoint_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_ca_bundle",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An AWS variable set to spaces counts as unset, as boto3 reads it."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> Self:
+        self.storage_kind()
+        self.broker_kind()
+        return self
+
+    # -- interpretation ----------------------------------------------------------------------
 
     def storage_kind(self) -> StorageKind:
-        return storage_kind(self.storage_url)
+        """``file`` or ``s3``; anything else is a :class:`SettingsError`."""
+        scheme = _scheme(self.storage_url)
+        if scheme in ("file", "s3"):
+            return scheme  # type: ignore[return-value]
+        raise SettingsError(
+            "FACTFLOW_STORAGE_URL must be file:///path or s3://bucket/prefix, "
+            f"not {redact_url(self.storage_url)!r}"
+        )
 
     def broker_kind(self) -> BrokerKind:
-        return broker_kind(self.broker_url)
+        """``amqp`` for ``amqp(s)://``, ``embedded`` for a path or ``embedded://`` URL."""
+        scheme = _scheme(self.broker_url.get_secret_value())
+        if scheme in ("amqp", "amqps"):
+            return "amqp"
+        if scheme in ("", "embedded", "file"):
+            return "embedded"
+        raise SettingsError(
+            "FACTFLOW_BROKER_URL must be amqp://..., amqps://... or an embedded-queue path, "
+            f"not {redact_url(self.broker_url.get_secret_value())!r}"
+        )
 
     def describe(self) -> dict[str, str]:
-        """Every setting as text, passwords redacted: safe for logs, the CLI and the UI."""
+        """Where things live, passwords redacted: safe for logs, the CLI and the UI."""
         return {
             "home": str(self.home),
             "storage": redact_url(self.storage_url),
-            "broker": redact_url(self.broker_url),
-            "database": redact_url(self.database_url),
-            "pipelines": os.pathsep.join(str(p) for p in self.pipeline_configs) or "(bundled)",
+            "broker": redact_url(self.broker_url.get_secret_value()),
+            "database": redact_url(self.database_url.get_secret_value()),
+            "pipelines": os.pathsep.join(str(p) for p in self.pipelines) or "(bundled)",
         }
+
+
+def env_names(field: str) -> tuple[str, ...]:
+    """The environment variables that set ``field`` (the first one wins)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (f"{PREFIX}{field.upper()}",)
+
+
+def _scheme(url: str) -> str:
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep else ""
+
+
+def _secret_text(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value or "")
+
+
+def _describe(cls: type[Settings], exc: ValidationError) -> str:
+    """``FACTFLOW_X: problem; ...``, naming variables and never echoing a value."""
+    problems = []
+    for error in exc.errors(include_input=False):
+        loc = str(error["loc"][0]) if error["loc"] else ""
+        field = next(
+            (name for name in cls.model_fields if loc == name or loc in env_names(name)), None
+        )
+        name = " or ".join(env_names(field)) if field else (loc or "settings")
+        problems.append(f"{name}: {error['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+@contextlib.contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)

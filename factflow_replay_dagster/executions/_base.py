@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .._closing import Closing
 from ..errors import ExecutionStoreError, UnknownExecutionError
-from ..settings import redact_url
+from ..redaction import redact_url
 from .engine import EVENT_LOCK, create_store_engine, downgrade, migrate
 from .models import Event, Execution, utcnow
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import SettingsError
-from ..settings import redact_url
+from ..redaction import redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -1,24 +1,24 @@
-"""What the RabbitMQ publisher and consumer share: redacted URLs, parameters, errors, logger."""
+"""What the RabbitMQ publisher and consumer share: the redactor, parameters, errors, logger."""
 
 from __future__ import annotations
 
 __all__ = [
     "LOGGER",
     "REFUSED",
+    "BrokerRedactor",
     "ConnectionLost",
-    "Redactor",
     "broker_error",
     "connection_parameters",
     "root_cause",
 ]
 
 import logging
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
 
 from ..errors import BrokerConnectionError
+from ..redaction import Redactor, server_url
 
 #: One logger for the whole RabbitMQ adapter, whichever module logs.
 LOGGER = logging.getLogger("factflow_replay_dagster.queues.rabbitmq")
@@ -31,27 +31,13 @@ REFUSED = (
 )
 
 
-class Redactor:
-    """Knows a URL's password, to keep it out of everything shown: ``broker`` and ``scrub``."""
+class BrokerRedactor(Redactor):
+    """The redactor of one broker URL, with ``broker``: the URL safe to show."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port is not None else host
-        if parts.username:
-            netloc = f"{parts.username}@{netloc}"
+        super().__init__(urls=[url])
         #: The URL without password and query, e.g. ``amqp://guest@127.0.0.1:5672/%2F``.
-        self.broker = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        raw = parts.password or ""
-        self._secrets = sorted({raw, unquote(raw)} - {""}, key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        """``text`` (typically a pika error) with the password replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        self.broker = server_url(url)
 
     def describe(self, exc: BaseException) -> str:
         """A password-free one-line description of (the root cause of) a pika exception."""

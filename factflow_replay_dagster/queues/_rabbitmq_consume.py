@@ -16,8 +16,8 @@ from ..errors import QueueError, QueueNotFoundError
 from ._rabbitmq_common import (
     LOGGER,
     REFUSED,
+    BrokerRedactor,
     ConnectionLost,
-    Redactor,
     broker_error,
     connection_parameters,
     root_cause,
@@ -99,7 +99,7 @@ class RabbitMQConsumer(QueueConsumer):
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
         connect_timeout: float = 10.0,
     ) -> None:
-        self._redactor = Redactor(url)
+        self._redactor = BrokerRedactor(url)
         self.broker = self._redactor.broker
         self.retry = retry
         self._params = connection_parameters(

@@ -15,7 +15,7 @@ import pika.spec
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..errors import QueueError
-from ._rabbitmq_common import LOGGER, REFUSED, ConnectionLost, Redactor, root_cause
+from ._rabbitmq_common import LOGGER, REFUSED, BrokerRedactor, ConnectionLost, root_cause
 
 
 def _noop() -> None:
@@ -32,7 +32,9 @@ class ConfirmSession:
     time a new confirm channel opens, whose delivery tags start again at 1.
     """
 
-    def __init__(self, params: pika.URLParameters, *, timeout: float, redactor: Redactor) -> None:
+    def __init__(
+        self, params: pika.URLParameters, *, timeout: float, redactor: BrokerRedactor
+    ) -> None:
         self._params = params
         self._timeout = timeout
         self._redactor = redactor

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .._closing import Closing
-from ..errors import InvalidInputError
 
 HeaderValue = str | int | bool
 
@@ -80,12 +79,6 @@ class RetryPolicy:
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
         return min(self.interval_start + retry * self.interval_step, self.interval_max)
-
-
-def check_rate(rate: float | None) -> None:
-    """Every publisher's check of ``publish(rate=...)``: None (no limit) or positive."""
-    if rate is not None and rate <= 0:
-        raise InvalidInputError(f"rate must be positive messages per second, not {rate}")
 
 
 class QueuePublisher(Closing, abc.ABC):

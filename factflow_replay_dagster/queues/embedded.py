@@ -37,6 +37,7 @@ from factflow_replay_dagster.errors import InvalidInputError, QueueError, QueueN
 from factflow_replay_dagster.ids import validate_id
 from factflow_replay_dagster.queues import _embedded_db as db
 from factflow_replay_dagster.queues._embedded_delivery import EmbeddedDelivery, LeaseBook
+from factflow_replay_dagster.queues._pacing import Pacer
 from factflow_replay_dagster.queues.base import (
     ConfirmCallback,
     OutgoingMessage,
@@ -44,7 +45,6 @@ from factflow_replay_dagster.queues.base import (
     QueueConsumer,
     QueuePublisher,
     StopCallback,
-    check_rate,
 )
 
 logger = logging.getLogger(__name__)
@@ -216,15 +216,13 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         more than ``_MAX_BATCH_DELAY`` seconds after the batch's first, so a slow message
         source does not hold confirmations back.
         """
-        check_rate(rate)
+        pacer = Pacer(rate)
         self.check_queue(queue)
         conn = self._connection()
-        interval = 1.0 / rate if rate else 0.0
         pending: list[OutgoingMessage] = []
         pending_since = 0.0
         confirmed = 0
         last_position: str | None = None
-        next_send = time.monotonic()
 
         def flush() -> None:
             nonlocal confirmed, last_position
@@ -250,12 +248,10 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            if interval:
-                wait = next_send - time.monotonic()
-                if wait > 0:
-                    flush()
-                    time.sleep(wait)
-                next_send = max(next_send + interval, time.monotonic() - interval)
+            if pacer.limited and (wait := pacer.delay()) > 0:
+                flush()  # what is pending is confirmed before waiting
+                time.sleep(wait)
+            pacer.sent()
             if not pending:
                 pending_since = time.monotonic()
             pending.append(message)

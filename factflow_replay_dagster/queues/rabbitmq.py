@@ -9,7 +9,6 @@ from __future__ import annotations
 
 __all__ = ["RabbitMQConsumer", "RabbitMQPublisher"]
 
-import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -22,10 +21,11 @@ from ..errors import (
     UnroutableMessageError,
 )
 from ._confirm_window import ConfirmWindow, InFlight
+from ._pacing import Pacer, check_rate
 from ._rabbitmq_common import (
     LOGGER,
+    BrokerRedactor,
     ConnectionLost,
-    Redactor,
     broker_error,
     connection_parameters,
 )
@@ -38,13 +38,9 @@ from .base import (
     QueuePublisher,
     RetryPolicy,
     StopCallback,
-    check_rate,
 )
 
 _T = TypeVar("_T")
-
-#: Seconds of sending a ``rate``-limited publish may catch up after a pause.
-_RATE_CREDIT = 0.25
 
 
 def _properties(message: OutgoingMessage) -> pika.BasicProperties:
@@ -84,7 +80,7 @@ class RabbitMQPublisher(QueuePublisher):
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window}")
-        self._redactor = Redactor(url)
+        self._redactor = BrokerRedactor(url)
         self.broker = self._redactor.broker
         self.window = window
         self.retry = retry
@@ -187,7 +183,7 @@ class _PublishRun:
         self.source = iter(source)
         self.on_confirmed = on_confirmed
         self.should_stop = should_stop
-        self.rate = rate
+        self.pacer = Pacer(rate)
         self.window = ConfirmWindow()
         self.session.on_confirm = self.window.confirm
         self.session.on_return = self.window.returned
@@ -196,7 +192,6 @@ class _PublishRun:
         self.source_error: Exception | None = None
         self.sent = 0
         self.resent = 0
-        self.next_due = time.monotonic()  # when ``rate`` allows the next message
 
     def execute(self) -> PublishOutcome:
         failures = 0
@@ -255,12 +250,8 @@ class _PublishRun:
                 LOGGER.info("stop requested after %d message(s) sent to %r", self.sent, self.queue)
                 self.stopped = True
                 break
-            if self.rate is not None:
-                now = time.monotonic()
-                if self.next_due > now:
-                    return self.next_due - now
-                # Credit for lost time is capped, so a pause is not followed by a burst.
-                self.next_due = max(self.next_due, now - _RATE_CREDIT) + 1 / self.rate
+            if self.pacer.limited and (wait := self.pacer.delay()) > 0:
+                return wait
             try:
                 message = next(self.source)
             except StopIteration:
@@ -271,6 +262,7 @@ class _PublishRun:
                 self.stopped = True
                 break
             window.sent(message, session.publish(self.queue, message.body, _properties(message)))
+            self.pacer.sent()
             self.sent += 1
         return None
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 __all__ = ["S3ArtefactStore", "S3Config", "make_s3_client"]
 
 import contextlib
-import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from factflow_replay_dagster.errors import ArtefactNotFoundError, SettingsError, StorageError
+from factflow_replay_dagster.redaction import Redactor
 from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
 
 if TYPE_CHECKING:
@@ -24,17 +23,13 @@ AddressingStyle = Literal["auto", "virtual", "path"]
 
 #: Error codes S3 (and SeaweedFS) use for "no such object"; HEAD answers carry only the status.
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-
-
-def _redact(text: str) -> str:
-    """Drop the ``user:password@`` part of any URL in ``text``."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+#: S3 errors can quote URLs with userinfo; the store holds no URL password of its own.
+_SCRUB = Redactor()
 
 
 @dataclass(frozen=True, kw_only=True)
 class S3Config:
-    """How to reach S3: the parameters of dagster-aws's ``S3Resource``, without Dagster.
+    """How to reach S3; :func:`factflow_replay_dagster.connect.s3_config` builds it from settings.
 
     Credentials left ``None`` fall through to boto3's default chain (environment, profile,
     instance role). The secret and the session token never appear in ``repr``.
@@ -49,39 +44,6 @@ class S3Config:
     verify: bool | str | None = None
     max_attempts: int = 5
     addressing_style: AddressingStyle | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> S3Config:
-        """Read the standard AWS variables; empty values count as unset.
-
-        ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL``; the region is ``AWS_REGION``,
-        else ``AWS_DEFAULT_REGION``, else ``us-east-1``; ``AWS_MAX_ATTEMPTS`` and
-        ``AWS_CA_BUNDLE`` are honoured as boto3 itself would.
-        """
-
-        def get(*names: str) -> str | None:
-            for name in names:
-                value = environ.get(name, "").strip()
-                if value:
-                    return value
-            return None
-
-        attempts = get("AWS_MAX_ATTEMPTS")
-        if attempts is None:
-            max_attempts = 5
-        elif attempts.isdigit() and int(attempts) >= 1:
-            max_attempts = int(attempts)
-        else:
-            raise SettingsError(f"AWS_MAX_ATTEMPTS={attempts!r} is not a positive integer")
-        return cls(
-            endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-            region_name=get("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
-            aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=get("AWS_SESSION_TOKEN"),
-            verify=get("AWS_CA_BUNDLE"),
-            max_attempts=max_attempts,
-        )
 
 
 def make_s3_client(config: S3Config) -> S3Client:
@@ -174,7 +136,7 @@ class S3ArtefactStore(ArtefactStore):
                     f"S3 bucket {self.bucket!r} does not exist (while trying to {action} "
                     f"{key!r} in {self.location})"
                 ) from exc
-            message = _redact(str(error.get("Message") or ""))[:200]
+            message = _SCRUB.scrub(str(error.get("Message") or ""))[:200]
             raise StorageError(
                 f"S3 error {code or status} while trying to {action} {key!r} in bucket "
                 f"{self.bucket!r} ({self.location})" + (f": {message}" if message else "")
@@ -182,7 +144,7 @@ class S3ArtefactStore(ArtefactStore):
         except BotoCoreError as exc:
             raise StorageError(
                 f"S3 request failed while trying to {action} {key!r} in bucket {self.bucket!r} "
-                f"({self.location}): {type(exc).__name__}: {_redact(str(exc))}"
+                f"({self.location}): {type(exc).__name__}: {_SCRUB.scrub(str(exc))}"
             ) from exc
 
     # -- the interface -----------------------------------------------------------------------

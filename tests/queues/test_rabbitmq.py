@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import pika
 import pika.exceptions
 import pytest
+from support.servers.rabbitmq import RabbitMQServer
 
 from factflow_replay_dagster.errors import (
     BrokerConnectionError,
@@ -26,7 +27,6 @@ from factflow_replay_dagster.errors import (
 from factflow_replay_dagster.queues._confirm_window import ConfirmWindow
 from factflow_replay_dagster.queues.base import Delivery, OutgoingMessage, RetryPolicy
 from factflow_replay_dagster.queues.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
-from factflow_replay_dagster.testing.rabbitmq import RabbitMQServer
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -503,17 +503,26 @@ def test_broker_restart_mid_publish_loses_nothing(fault_server: RabbitMQServer) 
             )
         )
         restarts: list[threading.Thread] = []
+        down = threading.Event()
 
         def restart() -> None:
-            fault_server.restart()
+            fault_server.stop()
+            down.set()
+            fault_server.start()
             restarted.set()
 
-        def restart_once(confirmed: int) -> None:
-            if confirmed >= 3_000 and time.monotonic() >= settled_at and not restarts:
-                restarts.append(in_background(restart))
+        def source() -> Iterator[OutgoingMessage]:
+            # The broker goes down mid-publish, whatever the speed: the 3,001st message waits
+            # until it is down (and the queues had time to settle), then publishing goes on.
+            for number, message in enumerate(messages(20_000)):
+                if number == 3_000:
+                    time.sleep(max(0.0, settled_at - time.monotonic()))
+                    restarts.append(in_background(restart))
+                    assert down.wait(JOIN_TIMEOUT)
+                yield message
 
-        confirms = Confirms(then=restart_once)
-        outcome = publisher.publish(queue, messages(20_000), on_confirmed=confirms)
+        confirms = Confirms()
+        outcome = publisher.publish(queue, source(), on_confirmed=confirms)
         restarts[0].join(JOIN_TIMEOUT)
         consumer.join(JOIN_TIMEOUT)
 
