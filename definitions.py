@@ -3,6 +3,6 @@
 Configuration comes from FACTFLOW_* and AWS_* environment variables (see the README).
 """
 
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs import build_definitions
 
 defs = build_definitions()

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from factflow_replay_dagster.assets import stage_asset_key
-from factflow_replay_dagster.discovery import discover
+from factflow_replay_dagster.defs.assets import stage_asset_key
+from factflow_replay_dagster.defs.discovery import discover
 from factflow_replay_dagster.executions import ExecutionStore
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.snapshot import ConfigSnapshot

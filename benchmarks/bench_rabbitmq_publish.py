@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pika
+from support.servers.rabbitmq import RabbitMQServer
 
 from factflow_replay_dagster.queues.base import OutgoingMessage
 from factflow_replay_dagster.queues.rabbitmq import RabbitMQPublisher
-from factflow_replay_dagster.testing.rabbitmq import RabbitMQServer
 
 RESULTS = Path(__file__).parent / "results" / "rabbitmq_publish.md"
 

@@ -17,6 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from support.servers.rabbitmq import RabbitMQServer
+from support.servers.seaweedfs import SeaweedFSServer
+
 from factflow_replay_dagster.executions import ExecutionStore
 from factflow_replay_dagster.layout import artefact_key
 from factflow_replay_dagster.pipelines import sample_config
@@ -28,8 +31,6 @@ from factflow_replay_dagster.snapshot import ConfigSnapshot
 from factflow_replay_dagster.storage.base import ArtefactStore
 from factflow_replay_dagster.storage.local import LocalArtefactStore
 from factflow_replay_dagster.storage.s3 import S3ArtefactStore
-from factflow_replay_dagster.testing.rabbitmq import RabbitMQServer
-from factflow_replay_dagster.testing.seaweedfs import SeaweedFSServer
 
 RESULTS = Path(__file__).parent / "results" / "replay.md"
 

@@ -1,3 +1,3 @@
-"""Shared fixtures: the real servers come from the package's own pytest plugin."""
+"""Shared fixtures: the real servers (support.servers) for the whole session."""
 
-pytest_plugins = ["factflow_replay_dagster.testing.pytest_plugin"]
+pytest_plugins = ["support.servers.fixtures"]

@@ -15,17 +15,17 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from ..connect import Components
 from ..errors import FactflowReplayError
-from ..executions import ExecutionRecord
-from ..executions.records import FINISHED_STATUSES
+from ..executions import ExecutionRecord, ExecutionStore
+from ..executions.statuses import FINISHED_STATUSES
 from ..ids import new_id, validate_id
 from ..messages import InitMessage
-from ..queues.base import QueuePublisher
+from ..queues.base import QueueConsumer, QueuePublisher
 from ..snapshot import ConfigSnapshot
+from ..storage.base import ArtefactStore
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,11 @@ def declare_queues(publisher: QueuePublisher, snapshot: ConfigSnapshot) -> None:
 
 
 def start_execution(
-    components: Components, snapshot: ConfigSnapshot, *, execution_id: str | None = None
+    snapshot: ConfigSnapshot,
+    *,
+    executions: ExecutionStore,
+    publisher: QueuePublisher,
+    execution_id: str | None = None,
 ) -> ExecutionRecord:
     """Record a new execution with its snapshot and publish the init message of its source."""
     config = snapshot.config
@@ -47,10 +51,9 @@ def start_execution(
     )
     entry = config.entry_route()
     first = entry.stages[0].name
-    executions = components.executions
     record = executions.create_execution(execution_id, snapshot, origin="run")
     attempt = executions.begin_attempt(execution_id, config.downstream(entry.name, first))
-    declare_queues(components.publisher, snapshot)
+    declare_queues(publisher, snapshot)
     init = InitMessage(
         kind="start",
         execution_id=execution_id,
@@ -59,16 +62,19 @@ def start_execution(
         attempt=attempt,
         reason="pipeline run",
     )
-    components.publisher.publish(entry.stage_queue(first), [init.message()])
+    publisher.publish(entry.stage_queue(first), [init.message()])
     log.info("execution %s of %s v%s started", execution_id, config.pipeline, config.version)
     return record
 
 
 def run_until_finished(
-    components: Components,
     execution_id: str,
     queues: Sequence[str],
     *,
+    artefacts: ArtefactStore,
+    executions: ExecutionStore,
+    publisher: QueuePublisher,
+    consumer_factory: Callable[[], QueueConsumer],
     timeout: float = 600.0,
     stop: threading.Event | None = None,
 ) -> ExecutionRecord:
@@ -79,7 +85,7 @@ def run_until_finished(
 
     def watch() -> None:
         while not stop.is_set():
-            record = components.executions.get_execution(execution_id)
+            record = executions.get_execution(execution_id)
             if record.status in FINISHED_STATUSES or time.monotonic() > deadline:
                 done.set()
                 stop.set()
@@ -88,9 +94,15 @@ def run_until_finished(
 
     watcher = threading.Thread(target=watch, name=f"watch-{execution_id}", daemon=True)
     watcher.start()
-    Worker(components, queues).run(stop)
+    Worker(
+        queues,
+        artefacts=artefacts,
+        executions=executions,
+        publisher=publisher,
+        consumer_factory=consumer_factory,
+    ).run(stop)
     watcher.join(timeout=5)
-    record = components.executions.get_execution(execution_id)
+    record = executions.get_execution(execution_id)
     if record.status not in FINISHED_STATUSES and done.is_set():
         raise FactflowReplayError(
             f"execution {execution_id!r} did not finish within {timeout:.0f} s "
@@ -100,17 +112,29 @@ def run_until_finished(
 
 
 def run_pipeline(
-    components: Components,
     snapshot: ConfigSnapshot,
     *,
+    artefacts: ArtefactStore,
+    executions: ExecutionStore,
+    publisher: QueuePublisher,
+    consumer_factory: Callable[[], QueueConsumer],
     execution_id: str | None = None,
     timeout: float = 600.0,
     stop: threading.Event | None = None,
 ) -> ExecutionRecord:
     """Start an execution and run it to completion in this process."""
-    record = start_execution(components, snapshot, execution_id=execution_id)
+    record = start_execution(
+        snapshot, executions=executions, publisher=publisher, execution_id=execution_id
+    )
     return run_until_finished(
-        components, record.id, snapshot.config.queues(), timeout=timeout, stop=stop
+        record.id,
+        snapshot.config.queues(),
+        artefacts=artefacts,
+        executions=executions,
+        publisher=publisher,
+        consumer_factory=consumer_factory,
+        timeout=timeout,
+        stop=stop,
     )
 
 

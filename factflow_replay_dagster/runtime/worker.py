@@ -21,15 +21,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import ValidationError
 
-from ..connect import Components
 from ..errors import ExecutionStoreError, FactflowReplayError, QueueError, StorageError
-from ..executions import ExecutionRecord, StageStatus
+from ..executions import ExecutionRecord, ExecutionStore, StageStatus
 from ..layout import artefact_key, stage_prefix
 from ..messages import (
     ARTEFACT_TYPE,
@@ -41,8 +40,9 @@ from ..messages import (
     artefact_message_id,
     forward_message_id,
 )
-from ..queues.base import Delivery, OutgoingMessage
+from ..queues.base import Delivery, OutgoingMessage, QueueConsumer, QueuePublisher
 from ..snapshot import ConfigSnapshot, StageRef
+from ..storage.base import ArtefactStore
 from .stages import Input, Output, StageContext, resolve_stage
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,19 @@ class Worker:
     """
 
     def __init__(
-        self, components: Components, queues: Sequence[str], *, prefetch: int = 16
+        self,
+        queues: Sequence[str],
+        *,
+        artefacts: ArtefactStore,
+        executions: ExecutionStore,
+        publisher: QueuePublisher,
+        consumer_factory: Callable[[], QueueConsumer],
+        prefetch: int = 16,
     ) -> None:
-        self.components = components
+        self.artefacts = artefacts
+        self.executions = executions
+        self.publisher = publisher
+        self.consumer_factory = consumer_factory
         self.queues = list(dict.fromkeys(queues))
         self.prefetch = prefetch
         self._snapshots: _Recent[str, ConfigSnapshot] = _Recent()
@@ -106,10 +116,9 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Declare the queues and handle deliveries until ``stop`` is set."""
         self._stop = stop
-        publisher = self.components.publisher
         for queue in self.queues:
-            publisher.declare_queue(queue)
-        with self.components.consumer() as consumer:
+            self.publisher.declare_queue(queue)
+        with self.consumer_factory() as consumer:
             for queue in self.queues:
                 consumer.declare_queue(queue)
             log.info("worker consuming %s", ", ".join(self.queues))
@@ -157,7 +166,7 @@ class Worker:
 
     def _live(self, execution_id: str, route: str, stage: str, attempt: int) -> _Stage | None:
         """The stage the message is for, or None when its attempt is over (stale)."""
-        execution = self.components.executions.find_execution(execution_id)
+        execution = self.executions.find_execution(execution_id)
         if execution is None:
             log.warning("dropping message for unknown execution %r", execution_id)
             return None
@@ -181,14 +190,14 @@ class Worker:
     def _handle_end(self, marker: EndMarker) -> None:
         target = self._live(marker.execution_id, marker.route, marker.stage, marker.attempt)
         if target is not None:
-            self.components.executions.set_inputs_expected(*target.key, marker.count)
+            self.executions.set_inputs_expected(*target.key, marker.count)
             self._ensure_end_sent(target)
 
     def _handle_init(self, message: InitMessage) -> bool:
         target = self._live(message.execution_id, message.route, message.stage, message.attempt)
         if target is None:
             return True
-        executions = self.components.executions
+        executions = self.executions
         log.info(
             "init %s: %s/%s of %s attempt %d",
             message.kind,
@@ -202,7 +211,7 @@ class Worker:
             self._process(target, message.message_id, None)
             return True
         source = message.input
-        artefacts = self.components.artefacts
+        artefacts = self.artefacts
         count = 0
         for info in artefacts.list(stage_prefix(source.execution_id, source.route, source.stage)):
             count += 1
@@ -221,7 +230,7 @@ class Worker:
 
     def _process(self, target: _Stage, message_id: str, data: Input | None) -> bool:
         """Run the stage on one input; False if the stage raised (and was marked FAILED)."""
-        executions = self.components.executions
+        executions = self.executions
         execution_id = target.execution.id
         processed, status = executions.input_gate(*target.key, message_id)
         if processed:
@@ -281,7 +290,7 @@ class Worker:
         keys: list[str] = []
         for output in outputs:
             key = artefact_key(execution_id, target.route, target.stage, output.name)
-            info = self.components.artefacts.write(key, output.data)
+            info = self.artefacts.write(key, output.data)
             keys.append(key)
             if following is None:
                 continue
@@ -303,7 +312,7 @@ class Worker:
             )
         if following is not None and messages:
             queue = target.snapshot.config.route(following[0]).stage_queue(following[1])
-            self.components.publisher.publish(queue, messages)
+            self.publisher.publish(queue, messages)
         return keys
 
     def _next_active(self, target: _Stage) -> tuple[str, str] | None:
@@ -316,7 +325,7 @@ class Worker:
         if active is None:
             active = {
                 (row.route, row.stage)
-                for row in self.components.executions.lineage(target.execution.id)
+                for row in self.executions.lineage(target.execution.id)
                 if row.attempt == target.attempt
             }
             self._active[cache_key] = active
@@ -324,7 +333,7 @@ class Worker:
 
     def _ensure_end_sent(self, target: _Stage) -> None:
         """Once a stage succeeded, tell the next one how many inputs to expect (once)."""
-        executions = self.components.executions
+        executions = self.executions
         row = executions.stage_lineage(target.execution.id, target.route, target.stage)
         if row is None or row.attempt != target.attempt or row.end_sent:
             return
@@ -343,7 +352,7 @@ class Worker:
                 ),
             )
             queue = target.snapshot.config.route(following[0]).stage_queue(following[1])
-            self.components.publisher.publish(queue, [marker.message()])
+            self.publisher.publish(queue, [marker.message()])
         executions.mark_end_sent(*target.key)
         log.info(
             "stage %s/%s of %s succeeded: %d artefacts",

@@ -1,4 +1,6 @@
-"""Helpers for testing code that uses factflow-replay-dagster: real servers, consumers, fixtures.
+"""Helpers for testing code that uses factflow-replay-dagster, importable from a plain install.
 
-Use the pytest fixtures with ``pytest_plugins = ["factflow_replay_dagster.testing.pytest_plugin"]``.
+``testing.dagster`` evaluates sensors as the Dagster daemon would; ``testing.history`` inserts
+large execution histories for scale tests. The servers this project's own suite starts
+(RabbitMQ, SeaweedFS, PostgreSQL) are dev-only and live in its ``tests/`` folder.
 """

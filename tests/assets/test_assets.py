@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 from support.worlds import World, news_world
 
-from factflow_replay_dagster.assets import CHECK_NAME, stage_asset_key
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.assets import CHECK_NAME, stage_asset_key
+from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.executions import ExecutionStatus
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.runtime import run_pipeline, run_until_finished
@@ -61,13 +61,15 @@ def defs(world: World) -> dg.Definitions:
 @pytest.fixture(scope="module")
 def scene(world: World, defs: dg.Definitions) -> dict[str, str]:
     """news run twice (the world's run and one more) and a replay of the first into enrich."""
-    second = run_pipeline(world.components, world.news, timeout=180)
+    second = run_pipeline(world.news, **world.components.runtime(), timeout=180)
     with dg.instance_for_test() as scratch:
         result = defs.resolve_job_def("replay_job").execute_in_process(
             run_config=world.good_request(reason="assets"), instance=scratch
         )
     child = result.output_for_node("publish_replay").child_execution_id
-    done = run_until_finished(world.components, child, world.news.config.queues(), timeout=180)
+    done = run_until_finished(
+        child, world.news.config.queues(), **world.components.runtime(), timeout=180
+    )
     assert done.status is ExecutionStatus.SUCCEEDED
     return {"first": world.parent.id, "second": second.id, "child": child}
 
@@ -166,7 +168,7 @@ def test_an_execution_of_an_unregistered_config_is_still_shown(
         .replace("pipeline: news", "pipeline: other")
         .replace("news.", "other.")
     )
-    record = run_pipeline(world.components, ConfigSnapshot.load(other), timeout=180)
+    record = run_pipeline(ConfigSnapshot.load(other), **world.components.runtime(), timeout=180)
     defs = build_definitions(Settings.from_env(world.env))  # registers only the samples
     assert (
         stage_asset_key("other", "ingest", "parse")

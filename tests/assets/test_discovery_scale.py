@@ -10,8 +10,8 @@ from sqlalchemy import event
 from support.snapshots import SNAPSHOT
 from support.worlds import NEWS_STAGES
 
-from factflow_replay_dagster.assets import stage_asset_key
-from factflow_replay_dagster.discovery import discover
+from factflow_replay_dagster.defs.assets import stage_asset_key
+from factflow_replay_dagster.defs.discovery import discover
 from factflow_replay_dagster.executions import ExecutionStore
 from factflow_replay_dagster.snapshot import ConfigSnapshot
 from factflow_replay_dagster.storage.local import LocalArtefactStore

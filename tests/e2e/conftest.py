@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.servers import server_env
+from support.environments import server_env
 
 from factflow_replay_dagster.connect import Components, connect
 from factflow_replay_dagster.settings import Settings

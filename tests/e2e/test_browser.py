@@ -11,13 +11,13 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from support.servers.dagster_dev import DagsterDev
 from support.worlds import World, news_world
 
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.executions import ExecutionStatus
 from factflow_replay_dagster.runtime import run_until_finished
 from factflow_replay_dagster.settings import Settings
-from factflow_replay_dagster.testing.dagster_dev import DagsterDev
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -44,7 +44,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str
                 run_config=world.good_request(reason="shown in the browser"), instance=scratch
             )
         child = result.output_for_node("publish_replay").child_execution_id
-        done = run_until_finished(world.components, child, world.news.config.queues(), timeout=180)
+        done = run_until_finished(
+            child, world.news.config.queues(), **world.components.runtime(), timeout=180
+        )
         assert done.status is ExecutionStatus.SUCCEEDED
         yield world, child
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 from dagster_graphql import DagsterGraphQLClient
-from support.servers import server_env
+from support.environments import server_env
+from support.servers.dagster_dev import DagsterDev
+from support.servers.workers import WorkerProcess
 from support.worlds import World, news_world, small_news
 
 from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
 from factflow_replay_dagster.runtime import start_execution
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.testing.dagster_dev import DagsterDev
-from factflow_replay_dagster.testing.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,9 @@ def test_the_daemon_sensor_recovers_a_failed_execution(
     news = tmp_path / "news-40.yaml"
     news.write_text(small_news(40).text)
     components = world.components
-    record = start_execution(components, ConfigSnapshot.load(news))
+    record = start_execution(
+        ConfigSnapshot.load(news), executions=components.executions, publisher=components.publisher
+    )
     faulty = WorkerProcess(
         [news],
         env={**world.env, "FACTFLOW_FAIL_STAGES": "annotate"},

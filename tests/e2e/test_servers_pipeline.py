@@ -18,7 +18,9 @@ from factflow_replay_dagster.storage.s3 import S3ArtefactStore
 def test_news_runs_end_to_end_on_servers(components: Components) -> None:
     assert isinstance(components.artefacts, S3ArtefactStore)
     assert components.executions.dialect == "postgresql"
-    record = run_pipeline(components, ConfigSnapshot.load(sample_config("news")), timeout=300)
+    record = run_pipeline(
+        ConfigSnapshot.load(sample_config("news")), **components.runtime(), timeout=300
+    )
     assert record.status is ExecutionStatus.SUCCEEDED
     for route, stage in NEWS_STAGES:
         assert stored_names(components, record.id, route, stage) == NEWS_OBJECTS

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from support.servers import drain, queue_depth
+from support.environments import drain, queue_depth
+from support.servers.workers import WorkerProcess
 
 from factflow_replay_dagster.connect import Components
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.executions import ExecutionStatus
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.runtime import start_execution
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.testing.workers import WorkerProcess
 
 
 def wait_for(
@@ -40,7 +40,9 @@ def test_a_failed_stage_is_recovered_by_the_sensor_without_refetching(
     components: Components, servers: dict[str, str], tmp_path: Path
 ) -> None:
     news = sample_config("news")
-    record = start_execution(components, ConfigSnapshot.load(news))
+    record = start_execution(
+        ConfigSnapshot.load(news), executions=components.executions, publisher=components.publisher
+    )
     faulty = WorkerProcess(
         [news],
         env={**servers, "FACTFLOW_FAIL_STAGES": "annotate"},

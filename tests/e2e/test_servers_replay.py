@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import dagster as dg
 import pika
 import pytest
-from support.servers import drain, queue_depth, reset_queues, server_env
+from support.environments import drain, queue_depth, reset_queues, server_env
+from support.servers.rabbitmq import RabbitMQServer
 from support.worlds import World, news_world
 
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.executions import ExecutionStatus
 from factflow_replay_dagster.messages import Headers
 from factflow_replay_dagster.pipelines import sample_config
@@ -25,7 +26,6 @@ from factflow_replay_dagster.replay import DetachedReplayService, ReplayRequest
 from factflow_replay_dagster.runtime import declare_queues, run_until_finished
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.testing.rabbitmq import RabbitMQServer
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,10 @@ def test_replay_job_end_to_end_with_provenance_and_run_tags(world: World, broker
         tags = instance.get_run_by_id(result.run_id).tags
     outcome = result.output_for_node("publish_replay")
     child = run_until_finished(
-        world.components, outcome.child_execution_id, world.news.config.queues(), timeout=300
+        outcome.child_execution_id,
+        world.news.config.queues(),
+        **world.components.runtime(),
+        timeout=300,
     )
     assert child.status is ExecutionStatus.SUCCEEDED
     for stage in ("annotate", "index"):

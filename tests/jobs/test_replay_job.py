@@ -13,8 +13,8 @@ import pytest
 from support.replay_cases import bad_inputs
 from support.worlds import World, news_world
 
-from factflow_replay_dagster.assets import stage_asset_key
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.assets import stage_asset_key
+from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.errors import UnknownReplayError
 from factflow_replay_dagster.executions import ExecutionStatus, ReplayState
 from factflow_replay_dagster.queues.embedded import EmbeddedQueue
@@ -203,6 +203,6 @@ def test_settings_reach_the_job_resources(tmp_path) -> None:
         }
     )
     resources = build_definitions(settings).resources or {}
-    assert resources["executions"].replay_progress_every == 7
+    assert resources["executions"].progress_every == 7
     assert resources["executions"].recovery_max_attempts == 5
     assert resources["queue"].confirm_window == 64

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from support.servers._proc import wait_until
 
 from factflow_replay_dagster.errors import (
     EXIT_BAD_INPUT,
@@ -27,7 +28,6 @@ from factflow_replay_dagster.errors import (
 )
 from factflow_replay_dagster.queues.base import OutgoingMessage
 from factflow_replay_dagster.queues.embedded import EmbeddedDelivery, EmbeddedQueue
-from factflow_replay_dagster.testing._proc import wait_until
 
 #: Generous bound for a helper process; only a hang ever gets near it.
 PROC_TIMEOUT = 60

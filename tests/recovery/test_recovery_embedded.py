@@ -57,7 +57,7 @@ def queue_depths(c: Components, news: ConfigSnapshot) -> dict[str, int]:
 
 def failed_at(c: Components, news: ConfigSnapshot, stage: str, monkeypatch) -> ExecutionRecord:
     monkeypatch.setenv("FACTFLOW_FAIL_STAGES", stage)
-    record = run_pipeline(c, news, timeout=120)
+    record = run_pipeline(news, **c.runtime(), timeout=120)
     monkeypatch.delenv("FACTFLOW_FAIL_STAGES")
     assert record.status is ExecutionStatus.FAILED
     for queue in news.config.queues():  # what the failed attempt left behind
@@ -79,7 +79,7 @@ def test_recovery_restarts_at_the_failed_stage_and_completes(
     assert (result.recovery, result.attempt) == (1, 2)
     assert queue_depths(components, news)["news.enrich"] == 1  # exactly one init message
     assert components.executions.get_execution(failed.id).status is ExecutionStatus.RECOVERING
-    done = run_until_finished(components, failed.id, news.config.queues(), timeout=120)
+    done = run_until_finished(failed.id, news.config.queues(), **components.runtime(), timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
     lineage = {(r.route, r.stage): r for r in components.executions.lineage(failed.id)}
     assert lineage["ingest", "fetch"].attempt == 1  # not run again
@@ -94,7 +94,7 @@ def test_recovery_restarts_at_the_failed_stage_and_completes(
 def test_refusals_publish_and_change_nothing(
     components: Components, news: ConfigSnapshot, monkeypatch
 ) -> None:
-    ok = run_pipeline(components, news, timeout=120)
+    ok = run_pipeline(news, **components.runtime(), timeout=120)
     with pytest.raises(NotFailedError, match="SUCCEEDED"):
         manager(components).recover(ok.id)
     with pytest.raises(UnknownExecutionError):
@@ -162,7 +162,9 @@ def test_past_the_limit_the_execution_needs_a_person(
     monkeypatch.setenv("FACTFLOW_FAIL_STAGES", "annotate")  # the fault is never cleared
     for _ in range(2):
         manager(components, max_attempts=2).recover(failed.id)
-        again = run_until_finished(components, failed.id, news.config.queues(), timeout=120)
+        again = run_until_finished(
+            failed.id, news.config.queues(), **components.runtime(), timeout=120
+        )
         assert again.status is ExecutionStatus.FAILED
     before = queue_depths(components, news)
     with pytest.raises(RecoveryLimitError, match="2 times"):
@@ -172,7 +174,7 @@ def test_past_the_limit_the_execution_needs_a_person(
 
 
 def test_rerun_of_one_stage_and_what_follows(components: Components, news: ConfigSnapshot) -> None:
-    record = run_pipeline(components, news, timeout=120)
+    record = run_pipeline(news, **components.runtime(), timeout=120)
     service = RerunService(
         artefacts=components.artefacts,
         executions=components.executions,
@@ -185,7 +187,7 @@ def test_rerun_of_one_stage_and_what_follows(components: Components, news: Confi
     assert result.stages == ["enrich/annotate", "enrich/index"]
     with pytest.raises(InvalidStateError, match="PENDING"):
         service.rerun(record.id, "annotate")  # not at rest while the rerun is pending
-    done = run_until_finished(components, record.id, news.config.queues(), timeout=120)
+    done = run_until_finished(record.id, news.config.queues(), **components.runtime(), timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
     annotate = components.executions.stage_lineage(record.id, "enrich", "annotate")
     assert annotate is not None
@@ -206,7 +208,7 @@ def test_rerun_of_one_stage_and_what_follows(components: Components, news: Confi
 def test_rerun_only_this_stage_leaves_the_rest(
     components: Components, news: ConfigSnapshot
 ) -> None:
-    record = run_pipeline(components, news, timeout=120)
+    record = run_pipeline(news, **components.runtime(), timeout=120)
     service = RerunService(
         artefacts=components.artefacts,
         executions=components.executions,
@@ -214,7 +216,7 @@ def test_rerun_only_this_stage_leaves_the_rest(
     )
     result = service.rerun(record.id, "annotate", only_this_stage=True)
     assert result.stages == ["enrich/annotate"]
-    done = run_until_finished(components, record.id, news.config.queues(), timeout=120)
+    done = run_until_finished(record.id, news.config.queues(), **components.runtime(), timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
     index = components.executions.stage_lineage(record.id, "enrich", "index")
     assert index is not None
@@ -224,7 +226,7 @@ def test_rerun_only_this_stage_leaves_the_rest(
 def test_rerun_of_a_replay_child_reads_the_parents_stored_stage(
     components: Components, news: ConfigSnapshot
 ) -> None:
-    parent = run_pipeline(components, news, timeout=120)
+    parent = run_pipeline(news, **components.runtime(), timeout=120)
     replay = DetachedReplayService(
         artefacts=components.artefacts,
         executions=components.executions,
@@ -234,7 +236,7 @@ def test_rerun_of_a_replay_child_reads_the_parents_stored_stage(
         ReplayRequest(source_execution_id=parent.id, from_stage="parse", to_route="enrich")
     )
     child = run_until_finished(
-        components, result.child_execution_id, news.config.queues(), timeout=120
+        result.child_execution_id, news.config.queues(), **components.runtime(), timeout=120
     )
     rerun = RerunService(
         artefacts=components.artefacts,
@@ -243,7 +245,7 @@ def test_rerun_of_a_replay_child_reads_the_parents_stored_stage(
     ).rerun(child.id, "annotate")
     assert rerun.input is not None
     assert (rerun.input.execution_id, rerun.input.stage) == (parent.id, "parse")
-    done = run_until_finished(components, child.id, news.config.queues(), timeout=120)
+    done = run_until_finished(child.id, news.config.queues(), **components.runtime(), timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
 
 

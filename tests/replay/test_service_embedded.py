@@ -282,7 +282,10 @@ def test_the_child_runs_to_completion_after_cancel_and_resume(
     assert first.state == "CANCELLED"
     service.resume(first.replay_id)
     child = run_until_finished(
-        world.components, first.child_execution_id, world.news.config.queues(), timeout=120
+        first.child_execution_id,
+        world.news.config.queues(),
+        **world.components.runtime(),
+        timeout=120,
     )
     assert child.status is ExecutionStatus.SUCCEEDED
     lineage = world.components.executions.lineage(child.id)

@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 from support.worlds import NEWS_STAGES
 
-from factflow_replay_dagster.definitions import build_definitions
+from factflow_replay_dagster.defs.definitions import build_definitions
+from factflow_replay_dagster.defs.resources import ExecutionStoreResource
 from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore, ReplayState
 from factflow_replay_dagster.pipelines import sample_config
-from factflow_replay_dagster.resources import ExecutionStoreResource
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
 
@@ -31,13 +31,17 @@ def defs(env: dict[str, str]) -> dg.Definitions:
 
 @pytest.fixture
 def store(env: dict[str, str]) -> Iterator[ExecutionStore]:
-    with ExecutionStore(Settings.from_env(env).database_url) as opened:
+    with ExecutionStore(Settings.from_env(env).database_url.get_secret_value()) as opened:
         yield opened
 
 
 @pytest.fixture
 def resources(env: dict[str, str]) -> dict[str, object]:
-    return {"executions": ExecutionStoreResource(database_url=Settings.from_env(env).database_url)}
+    return {
+        "executions": ExecutionStoreResource(
+            database_url=Settings.from_env(env).database_url.get_secret_value()
+        )
+    }
 
 
 def failing(store: ExecutionStore, execution_id: str, *, succeeded: int = 2) -> None:
@@ -153,7 +157,7 @@ def test_stages_after_the_failed_one_do_not_make_recovery_wait(defs, resources, 
 
 
 def test_a_stage_that_never_finishes_stops_blocking_after_the_settle_time(store) -> None:
-    from factflow_replay_dagster.sensors import failed_execution_requests
+    from factflow_replay_dagster.defs.sensors import failed_execution_requests
 
     store.create_execution("exec-a", ConfigSnapshot.load(sample_config("news")))
     attempt = store.begin_attempt("exec-a", NEWS_STAGES)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.servers._proc import free_port
 
 from factflow_replay_dagster.errors import ArtefactNotFoundError, InvalidIdError, StorageError
 from factflow_replay_dagster.storage import (
@@ -22,12 +23,10 @@ from factflow_replay_dagster.storage import (
     S3Config,
     make_s3_client,
 )
-from factflow_replay_dagster.testing._proc import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-    from factflow_replay_dagster.testing.seaweedfs import SeaweedFSServer
+    from support.servers.seaweedfs import SeaweedFSServer
 
 PAGE_SIZE = 700
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]

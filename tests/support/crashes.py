@@ -11,7 +11,7 @@ from factflow_replay_dagster.connect import Components
 from factflow_replay_dagster.executions import ExecutionStatus, StageStatus
 from factflow_replay_dagster.runtime import start_execution
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.testing.workers import WorkerProcess
+from support.servers.workers import WorkerProcess
 
 from .worlds import NEWS_OBJECTS, NEWS_STAGES, news_with, stored_names
 
@@ -29,7 +29,9 @@ def kill_a_worker_mid_stage_then_restart(
     stage's objects stored exactly once and lineage counting 240 each."""
     slow = tmp_path / "slow.yaml"
     slow.write_text(news_with("annotate", f"{{delay_ms: {delay_ms}}}"))
-    record = start_execution(components, ConfigSnapshot.load(slow))
+    record = start_execution(
+        ConfigSnapshot.load(slow), executions=components.executions, publisher=components.publisher
+    )
     first = WorkerProcess([slow], env=env, log_path=tmp_path / "worker1.log").start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

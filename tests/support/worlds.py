@@ -77,7 +77,7 @@ def news_world(env: Mapping[str, str]) -> Iterator[World]:
     settings = Settings.from_env(env)
     with connect(settings) as components:
         news = ConfigSnapshot.load(sample_config("news"))
-        parent = run_pipeline(components, news, timeout=180)
+        parent = run_pipeline(news, **components.runtime(), timeout=180)
         assert parent.status is ExecutionStatus.SUCCEEDED, parent.error
         yield World(dict(env), components, news, parent)
 

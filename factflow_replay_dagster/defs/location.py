@@ -1,4 +1,4 @@
-"""A Dagster code location module: ``dagster dev -m factflow_replay_dagster.location``."""
+"""A Dagster code location module: ``dagster dev -m factflow_replay_dagster.defs.location``."""
 
 from __future__ import annotations
 

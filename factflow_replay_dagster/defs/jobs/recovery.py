@@ -5,6 +5,8 @@
 __all__ = [
     "RecoveryConfig",
     "RerunConfig",
+    "make_recovery_job",
+    "make_rerun_stage_job",
     "recover_execution",
     "recovery_job",
     "rerun_stage",
@@ -14,11 +16,11 @@ __all__ = [
 import dagster as dg
 from pydantic import Field
 
+from ...ids import validate_id
+from ...recovery import RecoveryManager, RecoveryResult, RerunResult, RerunService
 from ..assets import executions_partitions, stage_asset_key
-from ..ids import validate_id
-from ..recovery import RecoveryManager, RecoveryResult, RerunResult, RerunService
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
-from ._common import add_run_tags, as_dagster_failure, opened
+from ._common import add_run_tags, as_dagster_failure, console_loggers, opened, requested_by
 
 
 class RecoveryConfig(dg.Config):
@@ -94,7 +96,7 @@ def recover_execution(
         result = manager.recover(
             execution_id,
             reason=config.reason,
-            requested_by=context.run.tags.get("dagster/sensor_name", "dagster"),
+            requested_by=requested_by(context),
             dagster_run_id=context.run_id,
             force=config.force,
         )
@@ -147,7 +149,7 @@ def rerun_stage(
             route=config.route,
             only_this_stage=config.only_this_stage,
             reason=config.reason,
-            requested_by=context.run.tags.get("factflow/requested_by", "dagster"),
+            requested_by=requested_by(context),
             dagster_run_id=context.run_id,
         )
         pipeline = components.executions.get_execution(result.execution_id).pipeline
@@ -173,29 +175,45 @@ def rerun_stage(
     return dg.Output(result, metadata=metadata)  # type: ignore[arg-type]
 
 
-@dg.config_mapping
-def _recovery_config(config: RecoveryConfig) -> dg.RunConfig:
-    return dg.RunConfig(ops={"recover_execution": config})
+def make_recovery_job(*, console_level: str | None = None) -> dg.JobDefinition:
+    """``recovery_job``; ``console_level`` sets its console logger."""
+
+    @dg.config_mapping
+    def recovery_config(config: RecoveryConfig) -> dg.RunConfig:
+        return dg.RunConfig(
+            ops={"recover_execution": config}, loggers=console_loggers(console_level)
+        )
+
+    @dg.job(
+        name="recovery_job",
+        config=recovery_config,
+        tags={"factflow/kind": "recovery"},
+        description="Recover a failed execution from its last succeeded stage (one init message).",
+    )
+    def recovery_job() -> None:
+        recover_execution()
+
+    return recovery_job
 
 
-@dg.config_mapping
-def _rerun_config(config: RerunConfig) -> dg.RunConfig:
-    return dg.RunConfig(ops={"rerun_stage": config})
+def make_rerun_stage_job(*, console_level: str | None = None) -> dg.JobDefinition:
+    """``rerun_stage_job``; ``console_level`` sets its console logger."""
+
+    @dg.config_mapping
+    def rerun_config(config: RerunConfig) -> dg.RunConfig:
+        return dg.RunConfig(ops={"rerun_stage": config}, loggers=console_loggers(console_level))
+
+    @dg.job(
+        name="rerun_stage_job",
+        config=rerun_config,
+        tags={"factflow/kind": "rerun"},
+        description="Rerun one stage of an execution inside it, from the stored artefacts.",
+    )
+    def rerun_stage_job() -> None:
+        rerun_stage()
+
+    return rerun_stage_job
 
 
-@dg.job(
-    config=_recovery_config,
-    tags={"factflow/kind": "recovery"},
-    description="Recover a failed execution from its last succeeded stage (one init message).",
-)
-def recovery_job() -> None:
-    recover_execution()
-
-
-@dg.job(
-    config=_rerun_config,
-    tags={"factflow/kind": "rerun"},
-    description="Rerun one stage of an execution inside it, from the stored artefacts.",
-)
-def rerun_stage_job() -> None:
-    rerun_stage()
+recovery_job = make_recovery_job()
+rerun_stage_job = make_rerun_stage_job()

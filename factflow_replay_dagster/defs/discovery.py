@@ -15,6 +15,11 @@ from typing import Any
 
 import dagster as dg
 
+from ..executions import ExecutionEvent, ExecutionRecord, ExecutionStore
+from ..layout import stage_prefix
+from ..snapshot import ConfigSnapshot
+from ..storage.base import ArtefactStore
+from ..verification import verify_stage
 from .assets import (
     check_evaluation,
     executions_partitions,
@@ -22,11 +27,6 @@ from .assets import (
     source_partition_path,
     stage_asset_key,
 )
-from .executions import ExecutionEvent, ExecutionRecord, ExecutionStore
-from .layout import stage_prefix
-from .snapshot import ConfigSnapshot
-from .storage.base import ArtefactStore
-from .verification import verify_stage
 
 BATCH = 1000
 AssetEvent = dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckEvaluation

@@ -36,16 +36,17 @@ __all__ = [
 
 import functools
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from .pipelines import SAMPLES
+from ..pipelines import SAMPLES
+from ..settings import Settings
+from ..snapshot import ConfigSnapshot
+from ..verification import StageVerification, verify_stage
 from .resources import ArtefactStoreResource, ExecutionStoreResource
-from .settings import Settings
-from .snapshot import ConfigSnapshot
-from .verification import StageVerification, verify_stage
 
 #: The asset check on every stored partition.
 CHECK_NAME = "stored_objects_match_lineage"
@@ -92,7 +93,7 @@ def load_registered_configs(settings: Settings) -> list[ConfigSnapshot]:
     """The configs whose stages become assets: ``FACTFLOW_PIPELINES`` (files or folders of
     ``*.yaml``), or the bundled samples when it is unset."""
     paths: list[Path] = []
-    for path in settings.pipeline_configs or tuple(SAMPLES.values()):
+    for path in settings.pipelines or tuple(SAMPLES.values()):
         paths.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
     return [ConfigSnapshot.load(path) for path in paths]
 
@@ -151,13 +152,6 @@ def _check_for(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
     assert parts is not None
     _, route, stage = parts
 
-    @dg.asset_check(
-        asset=spec.key,
-        name=CHECK_NAME,
-        partitions_def=spec.partitions_def,
-        description="Storage still holds every object lineage recorded for this stage of this "
-        "execution (red: objects were lost; a replay would refuse).",
-    )
     def stored_objects_match_lineage(
         context: dg.AssetCheckExecutionContext,
         artefacts: ArtefactStoreResource,
@@ -171,7 +165,20 @@ def _check_for(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
             metadata={**_check_counts(result), "location": result.location},
         )
 
-    return stored_objects_match_lineage
+    with warnings.catch_warnings():
+        # Partitioned asset checks are a Dagster 1.13 preview we rely on deliberately.
+        warnings.filterwarnings(
+            "ignore",
+            category=dg.PreviewWarning,
+            message=r"Specifying a partitions_def on an AssetCheckSpec",
+        )
+        return dg.asset_check(
+            asset=spec.key,
+            name=CHECK_NAME,
+            partitions_def=spec.partitions_def,
+            description="Storage still holds every object lineage recorded for this stage of "
+            "this execution (red: objects were lost; a replay would refuse).",
+        )(stored_objects_match_lineage)
 
 
 def _check_counts(result: StageVerification) -> dict[str, int]:

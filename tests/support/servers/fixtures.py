@@ -1,13 +1,13 @@
 """Session fixtures that start real RabbitMQ, SeaweedFS (S3) and PostgreSQL servers on free ports.
 
 A server that cannot start is an error, never a skip: the suite proves the real components.
-Enable with ``pytest_plugins = ["factflow_replay_dagster.testing.pytest_plugin"]``.
+``tests/conftest.py`` enables them with ``pytest_plugins = ["support.servers.fixtures"]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
@@ -17,17 +17,29 @@ if TYPE_CHECKING:
     from .seaweedfs import SeaweedFSServer
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
-    """A private RabbitMQ node for the whole session (``.url`` is an ``amqp://`` URL)."""
-    from .rabbitmq import RabbitMQServer
+class _Startable(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
-    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
+
+_Server = TypeVar("_Server", bound=_Startable)
+
+
+def _serving(server: _Server) -> Iterator[_Server]:
+    """Start ``server`` for the session and stop it at the end, whatever happened."""
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    """A private RabbitMQ node for the whole session (``.url`` is an ``amqp://`` URL)."""
+    from .rabbitmq import RabbitMQServer
+
+    yield from _serving(RabbitMQServer(tmp_path_factory.mktemp("rabbitmq")))
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +47,7 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
     """A SeaweedFS server with its S3 gateway (``.endpoint_url``) for the whole session."""
     from .seaweedfs import SeaweedFSServer
 
-    server = SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs")))
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +55,4 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     """A private PostgreSQL cluster for the whole session (``.url(db)`` gives SQLAlchemy URLs)."""
     from .postgres import PostgresServer
 
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(PostgresServer(tmp_path_factory.mktemp("postgres")))

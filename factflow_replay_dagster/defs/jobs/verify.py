@@ -2,17 +2,17 @@
 
 # No `from __future__ import annotations` here: Dagster reads op annotations at runtime.
 
-__all__ = ["VerifyConfig", "verify_stored", "verify_stored_job"]
+__all__ = ["VerifyConfig", "make_verify_stored_job", "verify_stored", "verify_stored_job"]
 
 import dagster as dg
 from pydantic import Field
 
+from ...executions import StageStatus
+from ...ids import validate_id
+from ...verification import verify_stage
 from ..assets import check_evaluation, stage_asset_key
-from ..executions import StageStatus
-from ..ids import validate_id
 from ..resources import ArtefactStoreResource, ExecutionStoreResource
-from ..verification import verify_stage
-from ._common import as_dagster_failure
+from ._common import as_dagster_failure, console_loggers
 
 
 class VerifyConfig(dg.Config):
@@ -53,15 +53,23 @@ def verify_stored(
     return dg.Output(failed, metadata={"executions": len(ids), "failed_partitions": failed})
 
 
-@dg.config_mapping
-def _verify_config(config: VerifyConfig) -> dg.RunConfig:
-    return dg.RunConfig(ops={"verify_stored": config})
+def make_verify_stored_job(*, console_level: str | None = None) -> dg.JobDefinition:
+    """``verify_stored_job``; ``console_level`` sets its console logger."""
+
+    @dg.config_mapping
+    def verify_config(config: VerifyConfig) -> dg.RunConfig:
+        return dg.RunConfig(ops={"verify_stored": config}, loggers=console_loggers(console_level))
+
+    @dg.job(
+        name="verify_stored_job",
+        config=verify_config,
+        tags={"factflow/kind": "verify"},
+        description="Check that storage still holds every object lineage recorded.",
+    )
+    def verify_stored_job() -> None:
+        verify_stored()
+
+    return verify_stored_job
 
 
-@dg.job(
-    config=_verify_config,
-    tags={"factflow/kind": "verify"},
-    description="Check that storage still holds every object lineage recorded.",
-)
-def verify_stored_job() -> None:
-    verify_stored()
+verify_stored_job = make_verify_stored_job()

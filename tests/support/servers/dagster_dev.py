@@ -44,7 +44,7 @@ class DagsterDev:
 
     def start(self, *, timeout: float = 120.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        template = resources.files("factflow_replay_dagster").joinpath("dagster_instance.yaml")
+        template = resources.files("factflow_replay_dagster.defs").joinpath("dagster_instance.yaml")
         (self.home / "dagster.yaml").write_text(template.read_text(encoding="utf-8"))
         self.port = free_port()
         dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
@@ -81,10 +81,10 @@ class DagsterDev:
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
         body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-        request = urllib.request.Request(  # noqa: S310 - an http://127.0.0.1 URL built here
+        request = urllib.request.Request(
             f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http loopback
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["data"]
 
     def _location_loaded(self) -> bool:

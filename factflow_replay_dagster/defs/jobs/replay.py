@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: Dagster reads op and config-mapping
 # annotations at runtime to build their config schemas and inputs.
 
-__all__ = ["ReplayConfig", "plan_replay", "publish_replay", "replay_job"]
+__all__ = ["ReplayConfig", "make_replay_job", "plan_replay", "publish_replay", "replay_job"]
 
 from collections.abc import Iterator
 from typing import Any
@@ -11,47 +11,53 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from ...connect import Components
+from ...replay import (
+    RESUME_DESCRIPTION,
+    DetachedReplayService,
+    ReplayPlan,
+    ReplayProgress,
+    ReplayRequest,
+    ReplayResult,
+    new_replay_id,
+)
 from ..assets import executions_partitions, source_partition_path, stage_asset_key
-from ..connect import Components
-from ..replay import DetachedReplayService, ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
+from ..progress import ProgressSink
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 from ._common import (
     add_run_tags,
     as_dagster_failure,
+    console_loggers,
     interrupted,
     interruptible,
     mark_canceling,
     opened,
+    requested_by,
 )
 
 
-class ReplayConfig(dg.Config):
-    """Run config of ``replay_job`` (the launchpad shows and validates every field)."""
+def _request_field(name: str) -> Any:
+    """A run-config field with the default and help text of ``ReplayRequest.<name>``."""
+    info = ReplayRequest.model_fields[name]
+    return Field(default=info.default, description=info.description)
 
-    source_execution_id: str = Field(description="Parent execution whose artefacts are replayed.")
-    from_stage: str = Field(description="Stage of the parent whose stored artefacts are sent.")
-    to_route: str = Field(
-        description="Route to feed; its queue comes from the parent's config snapshot."
-    )
-    source_route: str | None = Field(
-        default=None, description="Route holding from_stage; only needed if it is ambiguous."
-    )
-    match: str | None = Field(default=None, description="Glob on object names, e.g. 'news-0*'.")
-    limit: int | None = Field(default=None, description="Replay at most this many artefacts.")
-    rate: float | None = Field(default=None, description="At most this many messages per second.")
-    dry_run: bool = Field(default=False, description="Plan and report only; publish nothing.")
-    reason: str | None = Field(default=None, description="Why: kept in the child's provenance.")
-    resume_replay_id: str | None = Field(
-        default=None,
-        description="Resume this cancelled or failed replay after its last "
-        "confirmed artefact (repeat its other fields).",
-    )
-    child_execution_id: str | None = Field(
-        default=None, description="Id for the child execution (default: generated)."
-    )
-    replay_id: str | None = Field(
-        default=None, description="Id for the replay (default: generated)."
-    )
+
+class ReplayConfig(dg.Config):
+    """Run config of ``replay_job``: the fields of the core's ``ReplayRequest`` (the launchpad
+    shows and validates every one; their texts come from the request), and a resume."""
+
+    source_execution_id: str = _request_field("source_execution_id")
+    from_stage: str = _request_field("from_stage")
+    to_route: str = _request_field("to_route")
+    source_route: str | None = _request_field("source_route")
+    match: str | None = _request_field("match")
+    limit: int | None = _request_field("limit")
+    rate: float | None = _request_field("rate")
+    dry_run: bool = _request_field("dry_run")
+    reason: str | None = _request_field("reason")
+    child_execution_id: str | None = _request_field("child_execution_id")
+    replay_id: str | None = _request_field("replay_id")
+    resume_replay_id: str | None = Field(default=None, description=RESUME_DESCRIPTION)
 
     def to_request(self, context: dg.OpExecutionContext) -> ReplayRequest:
         """The core request; bad ids raise the package's typed errors.
@@ -62,8 +68,10 @@ class ReplayConfig(dg.Config):
         """
         fields = self.model_dump(exclude={"resume_replay_id"})
         root = context.run.tags.get("dagster/root_run_id", context.run_id)
-        fields["replay_id"] = self.replay_id or f"replay-{root}"
-        return ReplayRequest.parse({**fields, "dagster_run_id": context.run_id})
+        fields["replay_id"] = self.replay_id or new_replay_id(root)
+        fields["requested_by"] = requested_by(context)
+        fields["dagster_run_id"] = context.run_id
+        return ReplayRequest.parse(fields)
 
 
 def _plan_metadata(plan: ReplayPlan) -> dict[str, Any]:
@@ -86,7 +94,7 @@ def _service(components: Components, executions: ExecutionStoreResource) -> Deta
         artefacts=components.artefacts,
         executions=components.executions,
         publisher=components.publisher,
-        progress_every=executions.replay_progress_every,
+        progress_every=executions.progress_every,
     )
 
 
@@ -135,6 +143,7 @@ def publish_replay(
     artefacts: ArtefactStoreResource,
     executions: ExecutionStoreResource,
     queue: QueueResource,
+    progress: dg.ResourceParam[ProgressSink],
 ) -> dg.Output[ReplayResult]:
     if config.dry_run:
         context.log.info("dry run: nothing was published and no child execution was created")
@@ -143,11 +152,12 @@ def publish_replay(
             metadata=_plan_metadata(plan),
         )
 
-    def progress(update: ReplayProgress) -> None:
+    def report(update: ReplayProgress) -> None:
         context.log.info(
             f"replay {update.replay_id}: {update.confirmed}/{update.total} confirmed "
             f"({update.bytes} bytes, {update.rate:.0f} msg/s), last {update.last_key}"
         )
+        progress.report(update)
 
     with as_dagster_failure(), opened(artefacts, executions, queue) as components, interruptible():
         request = config.to_request(context)
@@ -157,7 +167,7 @@ def publish_replay(
             plan=plan,
             resume_replay_id=config.resume_replay_id,
             should_stop=interrupted,
-            on_progress=progress,
+            on_progress=report,
         )
     if result.child_execution_id is None or result.replay_id is None:  # pragma: no cover
         raise dg.Failure("a replay that ran has a child execution and a replay id")
@@ -218,16 +228,27 @@ def _result_metadata(result: ReplayResult, request: ReplayRequest) -> dict[str, 
     }
 
 
-@dg.config_mapping
-def _replay_config(config: ReplayConfig) -> dg.RunConfig:
-    return dg.RunConfig(ops={"plan_replay": config, "publish_replay": config})
+def make_replay_job(*, console_level: str | None = None) -> dg.JobDefinition:
+    """``replay_job``; ``console_level`` sets its console logger (see ``console_loggers``)."""
+
+    @dg.config_mapping
+    def replay_config(config: ReplayConfig) -> dg.RunConfig:
+        return dg.RunConfig(
+            ops={"plan_replay": config, "publish_replay": config},
+            loggers=console_loggers(console_level),
+        )
+
+    @dg.job(
+        name="replay_job",
+        config=replay_config,
+        tags={"factflow/kind": "replay"},
+        description="Cross-pipeline replay: publish a parent execution's stored artefacts of "
+        "one stage into a route's queue as a new child execution. Nothing is fetched again.",
+    )
+    def replay_job() -> None:
+        publish_replay(plan_replay())
+
+    return replay_job
 
 
-@dg.job(
-    config=_replay_config,
-    tags={"factflow/kind": "replay"},
-    description="Cross-pipeline replay: publish a parent execution's stored artefacts of one "
-    "stage into a route's queue as a new child execution. Nothing is fetched again.",
-)
-def replay_job() -> None:
-    publish_replay(plan_replay())
+replay_job = make_replay_job()

@@ -6,19 +6,22 @@ __all__ = [
     "TAG_PREFIX",
     "add_run_tags",
     "as_dagster_failure",
+    "console_loggers",
     "interrupted",
     "interruptible",
     "mark_canceling",
     "opened",
+    "requested_by",
 ]
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 
-from ..connect import Components
-from ..errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
+from ...connect import Components
+from ...errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 
 TAG_PREFIX = "factflow/"
@@ -34,6 +37,27 @@ def opened(
         publisher_factory=queue.open_publisher,
         consumer_factory=queue.open_consumer,
     )
+
+
+def console_loggers(level: str | None) -> dict[str, Any] | None:
+    """The run config of Dagster's console logger at ``level`` (None: Dagster's default).
+
+    Jobs take one flat config through a config mapping, which leaves no room for a
+    ``loggers`` section in the run config; the mapping adds it instead, so a job built with a
+    level (the command line's) logs to the console at that level while the event log, which
+    the UI shows, keeps everything.
+    """
+    if level is None:
+        return None
+    return {"console": {"config": {"log_level": level}}}
+
+
+def requested_by(context: dg.OpExecutionContext) -> str:
+    """Who asked for this run, the one rule for every job: the ``factflow/requested_by`` tag
+    (the CLI, the HTTP API, the demo), else the sensor that requested it (its name), else
+    ``dagster`` (a launch from the UI)."""
+    tags = context.run.tags
+    return tags.get(f"{TAG_PREFIX}requested_by") or tags.get("dagster/sensor_name") or "dagster"
 
 
 def add_run_tags(context: dg.OpExecutionContext, tags: Mapping[str, str | None]) -> None:

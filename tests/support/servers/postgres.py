@@ -154,7 +154,7 @@ class PostgresServer:
         """Create database ``name`` (if missing) and return its SQLAlchemy URL."""
         if not name.replace("_", "").isalnum():
             raise ValueError(f"test database names are plain identifiers, not {name!r}")
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if not exists.strip():
             self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)

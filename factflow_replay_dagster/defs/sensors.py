@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ..errors import NothingSucceededError, NotSettledError
+from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
+from ..recovery import check_settled, restart_point
 from .discovery import discover
-from .errors import NothingSucceededError, NotSettledError
-from .executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
-from .recovery import check_settled, restart_point
 from .resources import ArtefactStoreResource, ExecutionStoreResource
 
 #: Change-log entries read per tick; the cursor advances by what was read.
@@ -117,7 +117,7 @@ def failed_execution_requests(
             dg.RunRequest(
                 run_key=f"recover:{execution.id}:{execution.failure_count}",
                 run_config={"execution_id": execution.id, "reason": reason[:2000]},
-                tags={"factflow/execution": execution.id, "factflow/requested_by": "sensor"},
+                tags={"factflow/execution": execution.id},
             )
         )
     return FailedScan(requests, _Cursor(position, tuple(waiting)).dump(), skipped)

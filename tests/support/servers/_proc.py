@@ -69,7 +69,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, interval: float = 0
                 return True
         except ServerStartError:
             raise
-        except Exception:  # noqa: BLE001, S110 - a failing probe means "not ready yet"
+        except Exception:
             pass
         time.sleep(interval)
     return False

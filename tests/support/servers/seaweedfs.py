@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from factflow_replay_dagster.testing._proc import (
+from ._proc import (
     ServerProcess,
     ServerStartError,
     free_port,
@@ -36,7 +36,7 @@ _START_ATTEMPTS = 3
 _STOP_GRACE = 3.0
 #: SeaweedFS also serves gRPC on ``/tmp/seaweedfs-<service>-<port>.sock`` (hard-coded /tmp)
 #: and leaves the files behind when killed.
-_SOCKET_DIR = Path("/tmp")  # noqa: S108 - SeaweedFS's own fixed location, not ours
+_SOCKET_DIR = Path("/tmp")
 
 
 def find_weed() -> str:

@@ -1,0 +1,80 @@
+"""Build the Dagster ``Definitions``: jobs, sensors, stage assets and resources from settings."""
+
+from __future__ import annotations
+
+__all__ = ["build_definitions"]
+
+import warnings
+
+import dagster as dg
+
+from ..settings import Settings
+from .assets import load_registered_configs, stage_asset_specs, stored_artefacts_checks
+from .jobs import (
+    make_recovery_job,
+    make_replay_job,
+    make_rerun_stage_job,
+    make_verify_stored_job,
+)
+from .progress import NO_PROGRESS
+from .resources import build_resources
+from .sensors import (
+    make_failed_execution_sensor,
+    make_replay_run_sensors,
+    make_stored_artefacts_sensor,
+)
+
+
+def build_definitions(
+    settings: Settings | None = None, *, console_level: str | None = None
+) -> dg.Definitions:
+    """Everything this plugin contributes, configured from ``settings`` (default: environment).
+
+    Stage assets come from the registered pipeline configs (``FACTFLOW_PIPELINES``, or the
+    bundled samples). ``console_level`` sets the level of Dagster's console logger for runs
+    of these jobs (the command line runs them in-process at WARNING); the event log, which
+    the UI shows, keeps everything whatever it is.
+    """
+    settings = settings or Settings.from_env()
+    replay_job = make_replay_job(console_level=console_level)
+    recovery_job = make_recovery_job(console_level=console_level)
+    jobs = [
+        replay_job,
+        make_rerun_stage_job(console_level=console_level),
+        recovery_job,
+        make_verify_stored_job(console_level=console_level),
+    ]
+    specs = stage_asset_specs(load_registered_configs(settings))
+    recovery_status = (
+        dg.DefaultSensorStatus.RUNNING if settings.auto_recovery else dg.DefaultSensorStatus.STOPPED
+    )
+    sensors = [
+        make_failed_execution_sensor(
+            recovery_job,
+            minimum_interval_seconds=settings.recovery_sensor_interval,
+            default_status=recovery_status,
+        ),
+        *make_replay_run_sensors(replay_job),
+        make_stored_artefacts_sensor(
+            specs,
+            minimum_interval_seconds=settings.discovery_interval,
+            verify=settings.verify_on_discovery,
+        ),
+    ]
+    defs = dg.Definitions(
+        assets=specs,
+        asset_checks=stored_artefacts_checks(specs),
+        jobs=jobs,
+        sensors=sensors,
+        resources={**build_resources(settings), "progress": NO_PROGRESS},
+    )
+    with warnings.catch_warnings():
+        # Dagster re-creates sensors that target jobs with an `owners=[]` it then warns about
+        # (its own beta parameter, not ours); resolving here, once, keeps it off every screen.
+        warnings.filterwarnings(
+            "ignore",
+            category=dg.BetaWarning,
+            message=r"Parameter `owners` of initializer `SensorDefinition",
+        )
+        defs.get_repository_def()
+    return defs
