@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from ._validation import describe_validation_error
 from .errors import (
@@ -110,13 +118,28 @@ class StageRef(BaseModel):
     stage: StageName
 
 
+def _version_text(value: object) -> object:
+    """``version: 1`` (a YAML integer) means "1"; a YAML float is refused, because its text
+    is already lost (``1.10`` reads as 1.1)."""
+    if isinstance(value, bool):
+        return value  # refused by the str type: not a version
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(  # noqa: TRY004 - pydantic reports ValueErrors as validation errors
+            f"version {value!r} is a YAML number, whose text is lost (1.10 reads as 1.1); "
+            f'quote it, e.g. version: "{value}"'
+        )
+    return value
+
+
 class PipelineConfig(BaseModel):
     """A whole pipeline: name, version and routes. Loaded from YAML (see docs/protocol.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pipeline: Annotated[str, _id("pipeline")]
-    version: str = Field(min_length=1, max_length=64)
+    version: Annotated[str, BeforeValidator(_version_text)] = Field(min_length=1, max_length=64)
     description: str = ""
     routes: list[RouteConfig] = Field(min_length=1)
 
