@@ -13,15 +13,9 @@ from typing import Any
 
 import click
 
-from ..connect import connect
 from ..errors import FactflowReplayError
-from ..executions import ExecutionStatus
-from ..ids import new_id
-from ..pipelines import sample_config
-from ..runtime import run_pipeline, run_until_finished
-from ..snapshot import ConfigSnapshot
-from ._app import cli, echo_json, handle_errors, settings_from, verbose_from
-from ._dagster import dagster_home, run_in_process
+from ..executions.statuses import ExecutionStatus
+from ._app import cli, echo_json, handle_errors, settings_from, terminal_from, verbose_from
 from .execution import execution_details
 
 
@@ -40,6 +34,13 @@ def demo(ctx: click.Context, as_json: bool) -> None:
     Uses whatever the settings say: with nothing set, everything is embedded under
     ./.factflow (no servers); set FACTFLOW_* to run it on RabbitMQ, S3 and PostgreSQL.
     """
+    from ..connect import connect
+    from ..pipelines import sample_config
+    from ..replay.models import new_replay_id
+    from ..runtime import run_pipeline, run_until_finished
+    from ..snapshot import ConfigSnapshot
+    from ._runs import JobRunner
+
     settings = settings_from(ctx)
     started = time.monotonic()
     news = ConfigSnapshot.load(sample_config("news"))
@@ -47,27 +48,31 @@ def demo(ctx: click.Context, as_json: bool) -> None:
         _step(as_json, f"{name:>9}: {value}")
     with connect(settings) as components:
         _step(as_json, "\n1. running the news pipeline (fetch, parse -> annotate, index) ...")
-        parent = run_pipeline(components, news, timeout=300)
+        parent = run_pipeline(news, **components.runtime(), timeout=300)
         if parent.status is not ExecutionStatus.SUCCEEDED:
             raise FactflowReplayError(f"the news run ended {parent.status}: {parent.error}")
         fetches = components.executions.counter(parent.id, "fetch")
         _step(as_json, f"   execution {parent.id}: {parent.status}")
 
         _step(as_json, "2. replaying its stored parse artefacts into route enrich (replay_job) ...")
-        replay_id = new_id("replay")
-        outcome = run_in_process(
+        runner = JobRunner(
+            settings, terminal_from(ctx), verbose=verbose_from(ctx), requested_by="demo"
+        )
+        run_id = runner.new_run_id()
+        assert run_id is not None
+        replay_id = new_replay_id(run_id)
+        outcome = runner.run(
             "replay_job",
             {
                 "source_execution_id": parent.id,
                 "from_stage": "parse",
                 "to_route": "enrich",
                 "reason": "demo: re-run enrich without fetching again",
-                "replay_id": replay_id,
             },
-            settings=settings,
-            tags={"factflow/requested_by": "demo"},
-            verbose=verbose_from(ctx),
+            run_id=run_id,
+            watch_replay=None if as_json else replay_id,
         )
+        terminal_from(ctx).close()
         if outcome.exit_code:
             raise FactflowReplayError(f"replay_job failed: {outcome.message}")
         record = components.executions.get_replay(replay_id)
@@ -80,7 +85,9 @@ def demo(ctx: click.Context, as_json: bool) -> None:
         )
 
         _step(as_json, f"3. running the child execution {child_id} ...")
-        child = run_until_finished(components, child_id, news.config.queues(), timeout=300)
+        child = run_until_finished(
+            child_id, news.config.queues(), **components.runtime(), timeout=300
+        )
         report = _report(components.executions, parent.id, child.id, fetches, settings.home)
     report["seconds"] = round(time.monotonic() - started, 1)
     report["dagster_run_id"] = outcome.run_id
@@ -144,12 +151,14 @@ def _print_report(report: dict[str, Any]) -> None:
 @handle_errors
 def ui(ctx: click.Context, host: str, port: int) -> None:
     """Start the Dagster UI (dagster dev) on the runs and executions the CLI records."""
+    from ._runs import dagster_home
+
     settings = settings_from(ctx)
     home = dagster_home(settings)
     # The same location name as workspace.yaml, so `--dagster-url` finds it by default.
     workspace = home / "workspace.yaml"
     workspace.write_text(
-        "load_from:\n  - python_module:\n      module_name: factflow_replay_dagster.location\n"
+        "load_from:\n  - python_module:\n      module_name: factflow_replay_dagster.defs.location\n"
         "      location_name: factflow\n",
         encoding="utf-8",
     )

@@ -5,17 +5,15 @@ from __future__ import annotations
 __all__ = ["execution"]
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..connect import connect
-from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore
-from ..ids import new_id
-from ..layout import stage_prefix
-from ..snapshot import ConfigSnapshot
-from ..storage.base import summarize
+from ..executions.statuses import ExecutionStatus
 from ._app import cli, echo_json, handle_errors, settings_from
+
+if TYPE_CHECKING:
+    from ..executions import ExecutionRecord, ExecutionStore
 
 
 @cli.group()
@@ -29,6 +27,8 @@ def _summary(record: ExecutionRecord) -> dict[str, Any]:
 
 def execution_details(executions: ExecutionStore, execution_id: str) -> dict[str, Any]:
     """Everything ``show`` prints: status, snapshot routes, lineage, provenance, children."""
+    from ..snapshot import ConfigSnapshot
+
     record = executions.get_execution(execution_id)
     snapshot = ConfigSnapshot.parse(record.snapshot)
     routes = [
@@ -60,8 +60,10 @@ def execution_details(executions: ExecutionStore, execution_id: str) -> dict[str
 @handle_errors
 def show(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """Status, snapshot routes, lineage, provenance and children of EXECUTION_ID."""
-    with connect(settings_from(ctx)) as components:
-        details = execution_details(components.executions, execution_id)
+    from ..connect import open_execution_store
+
+    with open_execution_store(settings_from(ctx)) as store:
+        details = execution_details(store, execution_id)
     if as_json:
         echo_json(details)
         return
@@ -114,8 +116,10 @@ def list_(
     ctx: click.Context, status: str | None, pipeline: str | None, limit: int, as_json: bool
 ) -> None:
     """Recorded executions, newest first."""
-    with connect(settings_from(ctx)) as components:
-        records = components.executions.list_executions(
+    from ..connect import open_execution_store
+
+    with open_execution_store(settings_from(ctx)) as store:
+        records = store.list_executions(
             status=ExecutionStatus(status) if status else None, pipeline=pipeline, limit=limit
         )
     if as_json:
@@ -149,6 +153,12 @@ def register(
     Its stored stages are counted and recorded as lineage (status SUCCEEDED, noted as
     registered); stages with nothing stored get no lineage.
     """
+    from ..connect import connect
+    from ..ids import new_id
+    from ..layout import stage_prefix
+    from ..snapshot import ConfigSnapshot
+    from ..storage.base import summarize
+
     snapshot = ConfigSnapshot.load(snapshot_path)
     execution_id = execution_id or new_id(snapshot.config.pipeline)
     with connect(settings_from(ctx)) as components:

@@ -9,11 +9,6 @@ from pathlib import Path
 
 import click
 
-from ..connect import connect
-from ..executions.records import ExecutionStatus
-from ..runtime import Worker, run_until_finished, start_execution
-from ..runtime.runner import stop_on_signals
-from ..snapshot import ConfigSnapshot
 from ._app import cli, echo_json, handle_errors, settings_from
 
 CONFIG = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -41,13 +36,28 @@ def run(
     as_json: bool,
 ) -> None:
     """Start an execution of CONFIG (recorded with its snapshot) and run it to completion."""
+    from ..connect import connect
+    from ..executions.statuses import ExecutionStatus
+    from ..runtime import run_until_finished, start_execution
+    from ..runtime.runner import stop_on_signals
+    from ..snapshot import ConfigSnapshot
+
     snapshot = ConfigSnapshot.load(config)
     stop = threading.Event()
     with connect(settings_from(ctx)) as components, stop_on_signals(stop):
-        record = start_execution(components, snapshot, execution_id=execution_id)
+        record = start_execution(
+            snapshot,
+            executions=components.executions,
+            publisher=components.publisher,
+            execution_id=execution_id,
+        )
         if not no_wait:
             record = run_until_finished(
-                components, record.id, snapshot.config.queues(), timeout=timeout, stop=stop
+                record.id,
+                snapshot.config.queues(),
+                **components.runtime(),
+                timeout=timeout,
+                stop=stop,
             )
         lineage = components.executions.lineage(record.id)
     if as_json:
@@ -72,7 +82,12 @@ def run(
 @handle_errors
 def worker(ctx: click.Context, configs: tuple[Path, ...], prefetch: int) -> None:
     """Consume the queues of CONFIGS and run their stages until SIGINT/SIGTERM."""
+    from ..connect import connect
+    from ..runtime import Worker
+    from ..runtime.runner import stop_on_signals
+    from ..snapshot import ConfigSnapshot
+
     queues = [q for path in configs for q in ConfigSnapshot.load(path).config.queues()]
     stop = threading.Event()
     with connect(settings_from(ctx)) as components, stop_on_signals(stop):
-        Worker(components, queues, prefetch=prefetch).run(stop)
+        Worker(queues, **components.runtime(), prefetch=prefetch).run(stop)

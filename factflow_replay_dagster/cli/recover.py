@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from ._app import echo_json, handle_errors, settings_from, verbose_from
-from ._dagster import JobOutcome, run_in_process, run_on_webserver
+from ._app import echo_json, handle_errors, settings_from, terminal_from, verbose_from
 from .execution import execution
 
 
@@ -20,23 +19,23 @@ def _run(
     config: dict[str, Any],
     dagster_url: str | None,
     location: str,
-) -> JobOutcome:
-    config = {k: v for k, v in config.items() if v not in (None, False)}
-    tags = {"factflow/requested_by": "cli"}
-    if dagster_url:
-        return run_on_webserver(dagster_url, job, config, location=location, tags=tags)
-    return run_in_process(
-        job,
-        config,
-        settings=settings_from(ctx),
-        tags=tags,
-        output_nodes=((op, "result"),),
+    as_json: bool,
+    describe: str,
+) -> None:
+    from ._runs import JobRunner
+
+    runner = JobRunner(
+        settings_from(ctx),
+        terminal_from(ctx),
         verbose=verbose_from(ctx),
+        dagster_url=dagster_url,
+        location=location,
     )
-
-
-def _finish(outcome: JobOutcome, op: str, as_json: bool, describe: str) -> None:
-    result = (outcome.outputs or {}).get(op)
+    outcome = runner.run(
+        job, {k: v for k, v in config.items() if v not in (None, False)}, output=(op, "result")
+    )
+    terminal_from(ctx).close()
+    result = outcome.output
     if as_json:
         echo_json(
             {
@@ -85,7 +84,7 @@ def rerun(
     location: str,
 ) -> None:
     """Rerun STAGE of EXECUTION_ID (and what follows) from its stored input (rerun_stage_job)."""
-    outcome = _run(
+    _run(
         ctx,
         "rerun_stage_job",
         "rerun_stage",
@@ -98,10 +97,6 @@ def rerun(
         },
         dagster_url,
         location,
-    )
-    _finish(
-        outcome,
-        "rerun_stage",
         as_json,
         "rerun of {r.route}/{r.stage} of {r.execution_id}: attempt {r.attempt}, init "
         "message {r.init_message_id} on queue {r.queue}",
@@ -129,17 +124,13 @@ def recover(
     location: str,
 ) -> None:
     """Restart failed EXECUTION_ID from its last succeeded stage (recovery_job)."""
-    outcome = _run(
+    _run(
         ctx,
         "recovery_job",
         "recover_execution",
         {"execution_id": execution_id, "reason": reason, "force": force},
         dagster_url,
         location,
-    )
-    _finish(
-        outcome,
-        "recover_execution",
         as_json,
         "recovery {r.recovery} of {r.execution_id}: restart at {r.restart_route}/"
         "{r.restart_stage} (attempt {r.attempt}) from {r.input_artefacts} stored artefacts",

@@ -1,55 +1,47 @@
-"""``factflow-replay execution replay``: run ``replay_job`` in-process or on a webserver."""
+"""``factflow-replay execution replay``: run ``replay_job`` in-process or on a webserver.
+
+Its options are the replay request's fields (help texts included), like the Dagster run
+config and the HTTP API body.
+"""
 
 from __future__ import annotations
 
 __all__ = ["replay"]
 
-import sys
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..connect import connect
-from ..errors import UnknownReplayError
-from ..ids import new_id
-from ..settings import Settings
-from ._app import echo_json, handle_errors, settings_from, verbose_from
-from ._dagster import JobOutcome, run_in_process, run_on_webserver
+from ..replay.models import RESUME_DESCRIPTION, new_replay_id
+from ._app import (
+    echo_json,
+    handle_errors,
+    request_option,
+    settings_from,
+    terminal_from,
+    verbose_from,
+)
 from .execution import execution
 
-
-def _progress(settings: Settings, replay_id: str, done: threading.Event) -> None:
-    """Draw a progress bar from the replay's saved progress until ``done``."""
-    stderr = sys.stderr  # the real terminal, before a run filters sys.stderr
-    with connect(settings) as components:
-        bar = None
-        while not done.wait(0.5):
-            try:
-                record = components.executions.get_replay(replay_id)
-            except UnknownReplayError:
-                continue
-            if bar is None:
-                bar = click.progressbar(
-                    length=record.total, label=f"replay {replay_id}", file=stderr, show_pos=True
-                )
-                bar.__enter__()
-            bar.update(record.confirmed - bar.pos)
-        if bar is not None:
-            bar.render_finish()
+if TYPE_CHECKING:
+    from ..executions import ReplayRecord
+    from ..settings import Settings
+    from ._runs import JobOutcome
 
 
 @execution.command("replay")
 @click.argument("execution_id")
-@click.option("--from-stage", required=True, help="Stage whose stored artefacts are replayed.")
-@click.option("--to-route", required=True, help="Route to feed (resolved from the snapshot).")
-@click.option("--source-route", help="Route holding --from-stage, if the name is ambiguous.")
-@click.option("--match", help="Glob on object names, e.g. 'news-00*.json'.")
-@click.option("--limit", type=click.IntRange(min=1), help="Replay at most N artefacts.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages per second.")
-@click.option("--dry-run", is_flag=True, help="Plan and print; publish nothing.")
-@click.option("--reason", help="Why: kept in the child's provenance.")
-@click.option("--resume", "resume_replay_id", help="Resume this replay after its last confirm.")
+@request_option("from_stage", required=True)
+@request_option("to_route", required=True)
+@request_option("source_route")
+@request_option("match")
+@request_option("limit", type=click.IntRange(min=1))
+@request_option("rate", type=click.FloatRange(min=0, min_open=True))
+@request_option("dry_run", is_flag=True)
+@request_option("reason")
+@request_option("child_execution_id")
+@request_option("replay_id")
+@click.option("--resume", "resume_replay_id", help=RESUME_DESCRIPTION)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--dagster-url", help="Run on this Dagster webserver (GraphQL) instead.")
 @click.option(
@@ -68,6 +60,8 @@ def replay(
     rate: float | None,
     dry_run: bool,
     reason: str | None,
+    child_execution_id: str | None,
+    replay_id: str | None,
     resume_replay_id: str | None,
     as_json: bool,
     dagster_url: str | None,
@@ -78,8 +72,16 @@ def replay(
     Exit codes: 0 done, 2 bad input (unknown execution/stage/route/queue, bad id),
     3 missing artefacts, 4 broker failure, 130 cancelled (resume with --resume).
     """
+    from ._runs import JobRunner
+
     settings = settings_from(ctx)
-    replay_id = resume_replay_id or new_id("replay")
+    terminal = terminal_from(ctx)
+    runner = JobRunner(
+        settings, terminal, verbose=verbose_from(ctx), dagster_url=dagster_url, location=location
+    )
+    run_id = runner.new_run_id()
+    # The replay a run publishes is named after it, unless named (a resume keeps its name).
+    replay_id = resume_replay_id or replay_id or (new_replay_id(run_id) if run_id else None)
     config: dict[str, Any] = {
         "source_execution_id": execution_id,
         "from_stage": from_stage,
@@ -88,39 +90,36 @@ def replay(
         "match": match,
         "limit": limit,
         "rate": rate,
-        "dry_run": dry_run,
+        "dry_run": dry_run or None,
         "reason": reason,
-        "resume_replay_id": resume_replay_id,
+        "child_execution_id": child_execution_id,
         "replay_id": None if resume_replay_id else replay_id,
+        "resume_replay_id": resume_replay_id,
     }
-    config = {k: v for k, v in config.items() if v is not None}
-    tags = {"factflow/requested_by": "cli"}
-    done = threading.Event()
-    watcher = None
-    if not as_json and not dry_run and sys.stderr.isatty():
-        watcher = threading.Thread(target=_progress, args=(settings, replay_id, done), daemon=True)
-        watcher.start()
-    try:
-        if dagster_url:
-            outcome = run_on_webserver(
-                dagster_url, "replay_job", config, location=location, tags=tags
-            )
-        else:
-            outcome = run_in_process(
-                "replay_job",
-                config,
-                settings=settings,
-                tags=tags,
-                output_nodes=(("plan_replay", "plan"),),
-                verbose=verbose_from(ctx),
-            )
-    finally:
-        done.set()
-        if watcher is not None:
-            watcher.join(timeout=2)
+    outcome = runner.run(
+        "replay_job",
+        config,
+        run_id=run_id,
+        output=("plan_replay", "plan"),
+        watch_replay=None if (dry_run or as_json) else replay_id,
+    )
+    if replay_id is None:  # on a webserver: named after the run it assigned
+        replay_id = new_replay_id(outcome.run_id)
+    terminal.close()
     _report(settings, outcome, replay_id, dry_run=dry_run, as_json=as_json)
     if outcome.exit_code:
         raise SystemExit(outcome.exit_code)
+
+
+def _record(settings: Settings, replay_id: str) -> ReplayRecord | None:
+    from ..connect import open_execution_store
+    from ..errors import UnknownReplayError
+
+    with open_execution_store(settings) as store:
+        try:
+            return store.get_replay(replay_id)
+        except UnknownReplayError:
+            return None
 
 
 def _report(
@@ -132,19 +131,15 @@ def _report(
         "exit_code": outcome.exit_code,
         "error": outcome.message,
     }
-    plan = (outcome.outputs or {}).get("plan_replay")
+    plan = outcome.output
     if plan is not None:
         summary["plan"] = plan.model_dump(mode="json")
-    record = None
-    if not dry_run:
-        with connect(settings) as components:
-            try:
-                record = components.executions.get_replay(replay_id)
-            except UnknownReplayError:
-                record = None
-        if record is not None:
-            summary["replay"] = record.model_dump(mode="json", exclude={"request"})
-            summary["child_execution_id"] = record.child_execution_id
+    record = None if dry_run else _record(settings, replay_id)
+    if record is not None and record.dagster_run_id != outcome.run_id:
+        record = None  # refused before it started: the replay is as another run left it
+    if record is not None:
+        summary["replay"] = record.model_dump(mode="json", exclude={"request"})
+        summary["child_execution_id"] = record.child_execution_id
     if as_json:
         echo_json(summary)
         return

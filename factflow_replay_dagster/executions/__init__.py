@@ -1,21 +1,10 @@
-"""The execution store and its records."""
+"""The execution store and its records.
+
+``executions.records`` (the typed records and statuses) imports no database code, so the
+command line can name statuses without loading SQLAlchemy.
+"""
 
 from __future__ import annotations
-
-from ._lineage import ProcessedOutcome
-from ._recoveries import RecoveryClaim
-from .records import (
-    ExecutionEvent,
-    ExecutionRecord,
-    ExecutionStatus,
-    RecoveryRecord,
-    ReplayRecord,
-    ReplaySource,
-    ReplayState,
-    StageLineage,
-    StageStatus,
-)
-from .store import ExecutionStore
 
 __all__ = [
     "ExecutionEvent",
@@ -31,3 +20,42 @@ __all__ = [
     "StageLineage",
     "StageStatus",
 ]
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._lineage import ProcessedOutcome
+    from ._recoveries import RecoveryClaim
+    from .records import (
+        ExecutionEvent,
+        ExecutionRecord,
+        RecoveryRecord,
+        ReplayRecord,
+        ReplaySource,
+        StageLineage,
+    )
+    from .statuses import ExecutionStatus, ReplayState, StageStatus
+    from .store import ExecutionStore
+
+_HOMES = {
+    "ExecutionStore": "store",
+    "ProcessedOutcome": "_lineage",
+    "RecoveryClaim": "_recoveries",
+    **dict.fromkeys(["ExecutionStatus", "ReplayState", "StageStatus"], "statuses"),
+    **dict.fromkeys(
+        [
+            "ExecutionEvent",
+            "ExecutionRecord",
+            "RecoveryRecord",
+            "ReplayRecord",
+            "ReplaySource",
+            "StageLineage",
+        ],
+        "records",
+    ),
+}
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)

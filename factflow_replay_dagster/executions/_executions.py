@@ -5,23 +5,20 @@ from __future__ import annotations
 __all__ = ["ExecutionsMixin"]
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import InvalidStateError
 from ..ids import validate_id
-from ..snapshot import ConfigSnapshot
 from ._base import StoreBase
 from .models import Counter, Event, Execution, utcnow
-from .records import (
-    FINISHED_STATUSES,
-    ExecutionEvent,
-    ExecutionRecord,
-    ExecutionStatus,
-    ReplaySource,
-)
+from .records import ExecutionEvent, ExecutionRecord, ReplaySource
+from .statuses import FINISHED_STATUSES, ExecutionStatus
+
+if TYPE_CHECKING:
+    from ..snapshot import ConfigSnapshot
 
 
 class ExecutionsMixin(StoreBase):
@@ -96,6 +93,8 @@ class ExecutionsMixin(StoreBase):
 
     def snapshot_of(self, execution_id: str) -> ConfigSnapshot:
         """The config snapshot the execution was recorded with, parsed."""
+        from ..snapshot import ConfigSnapshot
+
         record = self.get_execution(execution_id)
         return ConfigSnapshot.parse(record.snapshot, source=f"snapshot of {execution_id!r}")
 
@@ -189,6 +188,8 @@ class ExecutionsMixin(StoreBase):
 
     def increment_counter(self, execution_id: str, name: str, by: int = 1) -> int:
         """Add ``by`` to a named per-execution counter and return the new value (an upsert)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         upsert = insert(Counter).values(execution_id=execution_id, name=name, value=by)
         statement = upsert.on_conflict_do_update(

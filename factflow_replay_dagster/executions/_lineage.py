@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidStateError
-from ..snapshot import ConfigSnapshot
 from ._base import StoreBase
 from .models import Execution, ProcessedMessage, Stage, utcnow
 from .records import ExecutionStatus, StageLineage, StageStatus
@@ -48,6 +47,8 @@ class LineageMixin(StoreBase):
         attempt: int,
         note: dict[str, Any] | None,
     ) -> None:
+        from ..snapshot import ConfigSnapshot
+
         snapshot = ConfigSnapshot.parse(execution.snapshot)
         positions = {
             key: index
@@ -130,6 +131,8 @@ class LineageMixin(StoreBase):
         """Record a stage whose artefacts someone else stored (a registered execution) as
         SUCCEEDED with what storage holds."""
         with self._tx(events=True) as session:
+            from ..snapshot import ConfigSnapshot
+
             execution = self._execution_row(session, execution_id, lock=True)
             snapshot = ConfigSnapshot.parse(execution.snapshot)
             order = [(r.name, s.name) for r, s in snapshot.config.iter_stages()]

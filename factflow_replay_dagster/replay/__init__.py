@@ -1,17 +1,55 @@
-"""Cross-pipeline (detached) replay: stored artefacts of one execution into another route."""
+"""Cross-pipeline (detached) replay: stored artefacts of one execution into another route.
+
+``replay.models`` (the request, plan, progress and result) imports little, so the command
+line can build its options from the request without loading the service and its store.
+"""
 
 from __future__ import annotations
 
-from .models import ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
-from .planning import plan_replay, select_artefacts
-from .service import DetachedReplayService
-
 __all__ = [
+    "RESUME_DESCRIPTION",
     "DetachedReplayService",
     "ReplayPlan",
     "ReplayProgress",
     "ReplayRequest",
     "ReplayResult",
+    "new_replay_id",
     "plan_replay",
     "select_artefacts",
 ]
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .models import (
+        RESUME_DESCRIPTION,
+        ReplayPlan,
+        ReplayProgress,
+        ReplayRequest,
+        ReplayResult,
+        new_replay_id,
+    )
+    from .planning import plan_replay, select_artefacts
+    from .service import DetachedReplayService
+
+_HOMES = {
+    "DetachedReplayService": "service",
+    "plan_replay": "planning",
+    "select_artefacts": "planning",
+    **dict.fromkeys(
+        [
+            "RESUME_DESCRIPTION",
+            "ReplayPlan",
+            "ReplayProgress",
+            "ReplayRequest",
+            "ReplayResult",
+            "new_replay_id",
+        ],
+        "models",
+    ),
+}
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ReplayPlan", "ReplayProgress", "ReplayRequest", "ReplayResult"]
+__all__ = [
+    "RESUME_DESCRIPTION",
+    "ReplayPlan",
+    "ReplayProgress",
+    "ReplayRequest",
+    "ReplayResult",
+    "new_replay_id",
+]
 
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -10,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .._validation import validated
-from ..ids import validate_id
+from ..ids import new_id, validate_id
 
 ExecutionId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="execution"))]
 RouteId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="route"))]
@@ -18,41 +25,80 @@ StageId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="stage"))]
 ReplayId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="replay"))]
 
 
+#: What :meth:`DetachedReplayService.resume` continues: shared by every entry point.
+RESUME_DESCRIPTION = (
+    "Resume this cancelled or failed replay after its last confirmed artefact "
+    "(repeat its other fields)."
+)
+
+
+def new_replay_id(run_id: str | None = None) -> str:
+    """The one way a replay id is made: named after the Dagster run that starts the replay
+    (its root run, shared by the run's retries, so a retry resumes instead of sending again),
+    or fresh and sortable outside Dagster."""
+    if run_id is None:
+        return new_id("replay")
+    return validate_id(f"replay-{run_id}", kind="replay")
+
+
 class ReplayRequest(BaseModel):
     """What to replay: a parent execution's stored ``from_stage`` artefacts into ``to_route``.
 
-    Build it from untrusted input with :meth:`parse`: bad ids raise
+    The one schema of a replay request: the Dagster run config (``ReplayConfig``), the CLI's
+    options and the HTTP API's body take their fields and help texts from here. Build it
+    from untrusted input with :meth:`parse`: bad ids raise
     :class:`~factflow_replay_dagster.errors.InvalidIdError`, other problems
     :class:`~factflow_replay_dagster.errors.InvalidInputError`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source_execution_id: ExecutionId = Field(description="The parent execution to read from.")
-    from_stage: StageId = Field(description="The stage whose stored artefacts are replayed.")
-    to_route: RouteId = Field(description="The route (of the parent's snapshot) to feed.")
+    source_execution_id: ExecutionId = Field(
+        description="The parent execution whose stored artefacts are replayed."
+    )
+    from_stage: StageId = Field(description="The parent's stage whose stored artefacts are sent.")
+    to_route: RouteId = Field(
+        description="The route to feed; its queue comes from the parent's config snapshot."
+    )
     source_route: RouteId | None = Field(
-        default=None, description="The route holding from_stage; needed only if ambiguous."
+        default=None, description="The route holding from_stage; only needed if it is ambiguous."
     )
     match: str | None = Field(
         default=None, max_length=256, description="Glob on object names, e.g. 'news-00*.json'."
     )
-    limit: int | None = Field(default=None, ge=1, description="Replay at most this many.")
-    rate: float | None = Field(default=None, gt=0, description="Messages per second, at most.")
-    dry_run: bool = Field(default=False, description="Plan only: publish nothing.")
-    reason: str | None = Field(default=None, max_length=2000, description="Kept in provenance.")
+    limit: int | None = Field(default=None, ge=1, description="Replay at most this many artefacts.")
+    rate: float | None = Field(
+        default=None, gt=0, description="At most this many messages per second."
+    )
+    dry_run: bool = Field(default=False, description="Plan and report only; publish nothing.")
+    reason: str | None = Field(
+        default=None, max_length=2000, description="Why: kept in the child's provenance."
+    )
     child_execution_id: ExecutionId | None = Field(
         default=None, description="Id for the child execution (default: generated)."
     )
     replay_id: ReplayId | None = Field(
         default=None, description="Id for the replay (default: generated)."
     )
-    requested_by: str | None = Field(default=None, max_length=255)
-    dagster_run_id: str | None = Field(default=None, max_length=64)
+    requested_by: str | None = Field(
+        default=None, max_length=255, description="Who asked: cli, api, a sensor, a user."
+    )
+    dagster_run_id: str | None = Field(
+        default=None, max_length=64, description="The Dagster run publishing this replay."
+    )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> ReplayRequest:
         return validated(cls, data, what="replay request")
+
+    @classmethod
+    def user_fields(cls) -> list[str]:
+        """The fields a person sets (the rest are filled in by whoever runs the replay)."""
+        return [name for name in cls.model_fields if name not in _SET_BY_THE_RUNNER]
+
+
+#: Fields of a request the entry point fills in, not the person asking.
+_SET_BY_THE_RUNNER = frozenset({"requested_by", "dagster_run_id"})
 
 
 class ReplayPlan(BaseModel):

@@ -29,7 +29,7 @@ from ..messages import ArtefactHeaders, EndMarker
 from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
 from ..snapshot import ConfigSnapshot, StageRef
 from ..storage.base import ArtefactStore, ObjectInfo
-from .models import ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult
+from .models import ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult, new_replay_id
 from .planning import plan_replay, select_artefacts
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class DetachedReplayService:
     def _create(
         self, request: ReplayRequest, plan: ReplayPlan, snapshot: ConfigSnapshot
     ) -> ReplayRecord:
-        replay_id = request.replay_id or new_id("replay")
+        replay_id = request.replay_id or new_replay_id()
         child_id = request.child_execution_id or new_id(f"{plan.pipeline}-replay")
         source = ReplaySource(
             replay_id=replay_id,
