@@ -94,10 +94,19 @@ def open_publisher(settings: Settings) -> QueuePublisher:
     if settings.broker_kind() == "amqp":
         from .queues.rabbitmq import RabbitMQPublisher
 
-        return RabbitMQPublisher(url, window=settings.confirm_window, retry=retry_policy(settings))
+        return RabbitMQPublisher(
+            url,
+            window=settings.confirm_window,
+            retry=retry_policy(settings),
+            max_message_bytes=settings.broker_max_message_bytes,
+        )
     from .queues.embedded import EmbeddedQueue
 
-    return EmbeddedQueue(_embedded_queue_path(url), lease_seconds=settings.embedded_lease_seconds)
+    return EmbeddedQueue(
+        _embedded_queue_path(url),
+        lease_seconds=settings.embedded_lease_seconds,
+        max_message_bytes=settings.broker_max_message_bytes,
+    )
 
 
 def open_consumer(settings: Settings) -> QueueConsumer:

@@ -20,6 +20,7 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   └── IncompleteArtefactsError      storage holds fewer objects than lineage (exit 3)
     ├── QueueError                        the broker or embedded queue failed     (exit 4)
     │   ├── QueueNotFoundError            the target queue does not exist        (exit 2)
+    │   ├── MessageTooLargeError          an artefact exceeds the broker's message size (exit 2)
     │   ├── UnroutableMessageError        the broker returned a mandatory message
     │   ├── MessageNackedError            the broker refused responsibility for a message
     │   └── BrokerConnectionError         connection lost and retries exhausted
@@ -55,6 +56,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidStateError",
     "MessageNackedError",
+    "MessageTooLargeError",
     "NoArtefactsError",
     "NotFailedError",
     "NotSettledError",
@@ -272,6 +274,24 @@ class QueueNotFoundError(QueueError):
         super().__init__(
             f"queue {queue!r} does not exist on {broker}; nothing was published "
             "(declare it, or start the pipeline's workers, first)"
+        )
+
+
+class MessageTooLargeError(QueueError):
+    """An artefact is larger than the broker accepts in one message; found in the plan, so
+    nothing was published. Its exit code is that of bad input: the broker is fine."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, key: str, size: int, limit: int, broker: str) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        self.broker = broker
+        super().__init__(
+            f"artefact {key!r} is {size:,} bytes, more than the {limit:,} bytes {broker} "
+            "accepts in one message (FACTFLOW_BROKER_MAX_MESSAGE_BYTES, set to the broker's "
+            "max_message_size); nothing was published"
         )
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "END_TYPE",
     "INIT_TYPE",
     "PROTOCOL_VERSION",
+    "ArtefactEnvelope",
     "ArtefactHeaders",
     "EndMarker",
     "Headers",
@@ -148,6 +149,59 @@ class ArtefactHeaders(BaseModel):
             content_type=content_type,
             type=ARTEFACT_TYPE,
             position=self.object_key,
+        )
+
+
+class ArtefactEnvelope:
+    """The artefact messages of one hand-off (a replay, or a stage forwarding its outputs):
+    the headers they share are built and validated once; each message adds only its object
+    key, etag and id. Messages are exactly what :meth:`ArtefactHeaders.message` builds."""
+
+    __slots__ = ("_source_execution_id", "_template", "content_type")
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        attempt: int,
+        route: str,
+        stage: str,
+        source_execution_id: str,
+        source_route: str,
+        source_stage: str,
+        replay_id: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        shared = ArtefactHeaders(
+            execution_id=execution_id,
+            attempt=attempt,
+            route=route,
+            stage=stage,
+            source_execution_id=source_execution_id,
+            source_route=source_route,
+            source_stage=source_stage,
+            object_key="",
+            etag="",
+            replay_id=replay_id,
+        ).to_headers()
+        self._template = shared
+        self._source_execution_id = source_execution_id
+        self.content_type = content_type
+
+    def message(
+        self, key: str, etag: str, body: bytes, *, message_id: str | None = None
+    ) -> OutgoingMessage:
+        """The message carrying the object ``key`` (content ``body``, etag ``etag``)."""
+        headers = self._template.copy()
+        headers[Headers.OBJECT_KEY] = key
+        headers[Headers.ETAG] = etag
+        return OutgoingMessage(
+            message_id or artefact_message_id(self._source_execution_id, key, etag),
+            body,
+            headers,
+            self.content_type,
+            ARTEFACT_TYPE,
+            key,
         )
 
 

@@ -13,6 +13,7 @@ Anything that may hold a password is a :class:`~pydantic.SecretStr`: it never ap
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULTS",
     "BrokerKind",
     "Settings",
     "StorageKind",
@@ -24,7 +25,7 @@ import contextvars
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -118,7 +119,7 @@ class Settings(BaseSettings):
 
     # -- the broker --------------------------------------------------------------------------
     confirm_window: int = Field(
-        default=256, ge=1, description="Publisher confirms in flight (messages unconfirmed)."
+        default=1000, ge=1, description="Publisher confirms in flight (messages unconfirmed)."
     )
     broker_max_retries: int = Field(
         default=10, ge=0, description="Reconnects after a lost broker connection."
@@ -126,6 +127,12 @@ class Settings(BaseSettings):
     broker_interval_start: float = Field(default=0.5, ge=0, description="First retry delay (s).")
     broker_interval_step: float = Field(default=1.0, ge=0, description="Added per retry (s).")
     broker_interval_max: float = Field(default=10.0, ge=0, description="Longest retry delay (s).")
+    broker_max_message_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1,
+        description="The largest message the broker accepts (RabbitMQ's max_message_size); "
+        "a replay holding a bigger artefact is refused before it publishes anything.",
+    )
     embedded_lease_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -134,7 +141,7 @@ class Settings(BaseSettings):
 
     # -- replay and recovery -----------------------------------------------------------------
     progress_every: int = Field(
-        default=100,
+        default=1000,
         ge=1,
         description="A running replay saves its position every N confirms (and every 2 s): "
         "after a crash at most this many are sent again.",
@@ -304,6 +311,11 @@ class Settings(BaseSettings):
             "database": redact_url(self.database_url.get_secret_value()),
             "pipelines": os.pathsep.join(str(p) for p in self.pipelines) or "(bundled)",
         }
+
+
+#: Every setting at its default, for the core's keyword defaults: each default is stated once,
+#: in the fields above (URLs derived from ``home`` are not filled in here).
+DEFAULTS: Final[Settings] = Settings.model_construct()
 
 
 def env_names(field: str) -> tuple[str, ...]:

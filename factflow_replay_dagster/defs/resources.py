@@ -74,6 +74,7 @@ class QueueResource(_SettingsResource):
     broker_interval_start: float = _setting("broker_interval_start")
     broker_interval_step: float = _setting("broker_interval_step")
     broker_interval_max: float = _setting("broker_interval_max")
+    broker_max_message_bytes: int = _setting("broker_max_message_bytes")
     embedded_lease_seconds: float = _setting("embedded_lease_seconds")
 
     def open_publisher(self) -> QueuePublisher:

@@ -23,6 +23,7 @@ import dagster as dg
 from ..errors import NothingSucceededError, NotSettledError
 from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
 from ..recovery import check_settled, restart_point
+from ..settings import DEFAULTS
 from .discovery import discover
 from .resources import ArtefactStoreResource, ExecutionStoreResource
 
@@ -71,7 +72,10 @@ def _has_restart_point(store: ExecutionStore, execution: ExecutionRecord) -> boo
 
 
 def failed_execution_requests(
-    store: ExecutionStore, cursor: str | None, *, settle_seconds: float = 60.0
+    store: ExecutionStore,
+    cursor: str | None,
+    *,
+    settle_seconds: float = DEFAULTS.recovery_settle_seconds,
 ) -> FailedScan:
     """Recovery requests for executions that became FAILED after ``cursor`` (a change-log
     position), plus those still waiting from earlier ticks. Without a cursor (first tick)

@@ -15,6 +15,7 @@ import pika.spec
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..errors import QueueError
+from ._coalescing import coalesce_writes
 from ._rabbitmq_common import LOGGER, REFUSED, BrokerRedactor, ConnectionLost, root_cause
 
 
@@ -90,7 +91,15 @@ class ConfirmSession:
         if self._lost is not None:
             raise self._lost
         if self._channel_error is not None and not self._declaring:
-            raise ConnectionLost(f"channel closed: {self._redactor.describe(self._channel_error)}")
+            error = self._channel_error
+            # 406 PRECONDITION_FAILED (a message above the broker's max_message_size, ...):
+            # sending the same messages again on a new channel would fail the same way.
+            refused = isinstance(error, pika.exceptions.ChannelClosedByBroker) and (
+                error.reply_code == 406
+            )
+            raise ConnectionLost(
+                f"channel closed: {self._redactor.describe(error)}", retryable=not refused
+            )
 
     # -- connection and channel --------------------------------------------------------------
 
@@ -134,7 +143,10 @@ class ConfirmSession:
             custom_ioloop=self._loop(),
         )
         self._run_until(lambda: bool(opened), f"connecting to {self._redactor.broker}")
-        LOGGER.debug("connected to %s", self._redactor.broker)
+        coalesced = coalesce_writes(self._conn)
+        LOGGER.debug(
+            "connected to %s (frames joined per write: %s)", self._redactor.broker, coalesced
+        )
 
     def _open_channel(self) -> None:
         opened: list[object] = []

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .._closing import Closing
+from ..settings import DEFAULTS
 
 HeaderValue = str | int | bool
 
@@ -71,10 +72,10 @@ class RetryPolicy:
     with :class:`~factflow_replay_dagster.errors.BrokerConnectionError`.
     """
 
-    max_retries: int = 10
-    interval_start: float = 0.5
-    interval_step: float = 1.0
-    interval_max: float = 10.0
+    max_retries: int = DEFAULTS.broker_max_retries
+    interval_start: float = DEFAULTS.broker_interval_start
+    interval_step: float = DEFAULTS.broker_interval_step
+    interval_max: float = DEFAULTS.broker_interval_max
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
@@ -90,6 +91,8 @@ class QueuePublisher(Closing, abc.ABC):
 
     #: Where messages go, for errors and logs (``amqp://host:5672/vhost``); never a password.
     broker: str
+    #: The largest message body the broker takes (a replay checks its artefacts in the plan).
+    max_message_bytes: int = DEFAULTS.broker_max_message_bytes
 
     @abc.abstractmethod
     def check_queue(self, queue: str) -> None:

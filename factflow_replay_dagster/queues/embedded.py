@@ -46,6 +46,7 @@ from factflow_replay_dagster.queues.base import (
     QueuePublisher,
     StopCallback,
 )
+from factflow_replay_dagster.settings import DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         self,
         path: Path | str,
         *,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = DEFAULTS.embedded_lease_seconds,
+        max_message_bytes: int = DEFAULTS.broker_max_message_bytes,
         poll_interval: float = 0.05,
         batch_size: int = 200,
     ) -> None:
@@ -81,6 +83,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         self.path = Path(path).expanduser().resolve()
         self.broker = f"embedded:{self.path}"
         self.lease_seconds = float(lease_seconds)
+        self.max_message_bytes = max_message_bytes
         self.poll_interval = float(poll_interval)
         self.batch_size = int(batch_size)
         self._local = threading.local()

@@ -18,8 +18,10 @@ from ..errors import (
     MessageNackedError,
     QueueError,
     QueueNotFoundError,
+    SettingsError,
     UnroutableMessageError,
 )
+from ..settings import DEFAULTS
 from ._confirm_window import ConfirmWindow, InFlight
 from ._pacing import Pacer, check_rate
 from ._rabbitmq_common import (
@@ -73,16 +75,18 @@ class RabbitMQPublisher(QueuePublisher):
         self,
         url: str,
         *,
-        window: int = 256,
+        window: int = DEFAULTS.confirm_window,
+        max_message_bytes: int = DEFAULTS.broker_max_message_bytes,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
         connect_timeout: float = 10.0,
         heartbeat: int = 30,
     ) -> None:
         if window < 1:
-            raise ValueError(f"window must be at least 1, not {window}")
+            raise SettingsError(f"the confirm window must be at least 1, not {window}")
         self._redactor = BrokerRedactor(url)
         self.broker = self._redactor.broker
         self.window = window
+        self.max_message_bytes = max_message_bytes
         self.retry = retry
         params = connection_parameters(
             url,

@@ -15,6 +15,7 @@ from ..errors import (
 from ..executions import ExecutionStatus, ExecutionStore
 from ..messages import InitMessage
 from ..queues.base import QueuePublisher
+from ..settings import DEFAULTS
 from ..storage.base import ArtefactStore
 from .models import RecoveryResult
 from .restart import check_input_stored, check_settled, restart_point, stage_input
@@ -40,8 +41,8 @@ class RecoveryManager:
         artefacts: ArtefactStore,
         executions: ExecutionStore,
         publisher: QueuePublisher,
-        max_attempts: int = 3,
-        settle_seconds: float = 60.0,
+        max_attempts: int = DEFAULTS.recovery_max_attempts,
+        settle_seconds: float = DEFAULTS.recovery_settle_seconds,
     ) -> None:
         self.artefacts = artefacts
         self.executions = executions

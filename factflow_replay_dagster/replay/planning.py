@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-__all__ = ["plan_replay", "select_artefacts"]
+__all__ = ["plan_replay", "select_artefacts", "select_keys"]
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from ..errors import IncompleteArtefactsError, InvalidStateError, NoArtefactsError, ReplayError
+from ..errors import (
+    IncompleteArtefactsError,
+    InvalidStateError,
+    MessageTooLargeError,
+    NoArtefactsError,
+    ReplayError,
+)
 from ..executions import ExecutionStore, ReplayRecord, StageStatus
 from ..layout import stage_prefix
 from ..queues.base import QueuePublisher
 from ..snapshot import ConfigSnapshot
 from ..storage.base import ArtefactStore, ObjectInfo
 from .models import ReplayPlan, ReplayRequest
+
+T = TypeVar("T")
 
 
 def select_artefacts(
@@ -27,16 +36,48 @@ def select_artefacts(
 ) -> Iterator[ObjectInfo]:
     """Stream the selected objects in key order: ``match`` on the object name, at most
     ``limit``, strictly after ``start_after``, up to and including ``stop_at``."""
+    listing = artefacts.list(prefix, start_after=start_after)
+    return _selected(
+        listing, lambda info: info.key, prefix, match=match, limit=limit, stop_at=stop_at
+    )
+
+
+def select_keys(
+    artefacts: ArtefactStore,
+    prefix: str,
+    *,
+    match: str | None,
+    limit: int | None,
+    start_after: str | None = None,
+    stop_at: str | None = None,
+) -> Iterator[str]:
+    """The keys :func:`select_artefacts` selects, listed without details (what publishing
+    needs: sizes come with the bodies)."""
+    listing = artefacts.list_keys(prefix, start_after=start_after)
+    return _selected(listing, lambda key: key, prefix, match=match, limit=limit, stop_at=stop_at)
+
+
+def _selected(
+    listing: Iterator[T],
+    key_of: Callable[[T], str],
+    prefix: str,
+    *,
+    match: str | None,
+    limit: int | None,
+    stop_at: str | None,
+) -> Iterator[T]:
     taken = 0
-    for info in artefacts.list(prefix, start_after=start_after):
-        if stop_at is not None and info.key > stop_at:
+    start = len(prefix)
+    for item in listing:
+        key = key_of(item)
+        if stop_at is not None and key > stop_at:
             return
-        if match is not None and not fnmatch.fnmatchcase(info.key[len(prefix) :], match):
+        if match is not None and not fnmatch.fnmatchcase(key[start:], match):
             continue
         if limit is not None and taken >= limit:
             return
         taken += 1
-        yield info
+        yield item
 
 
 def plan_replay(
@@ -71,11 +112,18 @@ def plan_replay(
 
     count = size = 0
     first = last = None
+    largest: ObjectInfo | None = None
     for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
         count += 1
         size += info.size
         first = first or info.key
         last = info.key
+        if largest is None or info.size > largest.size:
+            largest = info
+    if largest is not None and largest.size > publisher.max_message_bytes:
+        raise MessageTooLargeError(
+            largest.key, largest.size, publisher.max_message_bytes, publisher.broker
+        )
     if count == 0 or first is None or last is None:
         detail = f" matching {request.match!r}" if request.match else ""
         raise NoArtefactsError(artefacts.location, prefix, detail=detail)

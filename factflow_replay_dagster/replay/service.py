@@ -9,9 +9,7 @@ __all__ = ["DetachedReplayService"]
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -25,12 +23,13 @@ from ..errors import (
 )
 from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource, ReplayState
 from ..ids import new_id
-from ..messages import ArtefactHeaders, EndMarker
+from ..messages import ArtefactEnvelope, EndMarker
 from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
+from ..settings import DEFAULTS
 from ..snapshot import ConfigSnapshot, StageRef
-from ..storage.base import ArtefactStore, ObjectInfo
+from ..storage.base import ArtefactStore
 from .models import ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult, new_replay_id
-from .planning import plan_replay, select_artefacts
+from .planning import plan_replay, select_keys
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class DetachedReplayService:
         artefacts: ArtefactStore,
         executions: ExecutionStore,
         publisher: QueuePublisher,
-        progress_every: int = 100,
+        progress_every: int = DEFAULTS.progress_every,
         read_ahead: int = 16,
     ) -> None:
         self.artefacts = artefacts
@@ -336,13 +335,14 @@ class DetachedReplayService:
         return run.result("SUCCEEDED")
 
     def _messages(self, run: _Run) -> Iterator[OutgoingMessage]:
-        """Artefact messages in key order; bodies are read ahead on a few threads.
+        """Artefact messages in key order, their bodies read ahead by the store.
 
-        A missing artefact ends the stream (so outstanding confirms still arrive) and is
-        kept in ``run.missing`` for :meth:`run` to raise with its key.
+        Only the key, etag and id are made per message; the shared headers once. A missing
+        artefact ends the stream (so outstanding confirms still arrive) and is kept in
+        ``run.missing`` for :meth:`run` to raise with its key.
         """
         plan = run.plan
-        selected = select_artefacts(
+        selected = select_keys(
             self.artefacts,
             plan.prefix,
             match=plan.match,
@@ -350,25 +350,7 @@ class DetachedReplayService:
             start_after=plan.resume_after,
             stop_at=plan.last_key,
         )
-        pending: deque[tuple[ObjectInfo, Future[bytes]]] = deque()
-        with ThreadPoolExecutor(max_workers=min(self.read_ahead, 8)) as pool:
-            try:
-                for info in selected:
-                    pending.append((info, pool.submit(self.artefacts.read, info.key)))
-                    if len(pending) >= self.read_ahead:
-                        yield self._message(run, *pending.popleft())
-                while pending:
-                    yield self._message(run, *pending.popleft())
-            except ArtefactNotFoundError as missing:
-                run.missing = missing
-            finally:
-                for _, future in pending:
-                    future.cancel()
-
-    @staticmethod
-    def _message(run: _Run, info: ObjectInfo, body: Future[bytes]) -> OutgoingMessage:
-        plan = run.plan
-        headers = ArtefactHeaders(
+        envelope = ArtefactEnvelope(
             execution_id=run.child_id,
             attempt=1,
             route=plan.to_route,
@@ -376,11 +358,14 @@ class DetachedReplayService:
             source_execution_id=plan.source_execution_id,
             source_route=plan.source_route,
             source_stage=plan.from_stage,
-            object_key=info.key,
-            etag=info.etag,
             replay_id=run.replay_id,
         )
-        return headers.message(body.result())
+        message = envelope.message
+        try:
+            for key, etag, body in self.artefacts.read_many(selected, concurrency=self.read_ahead):
+                yield message(key, etag, body)
+        except ArtefactNotFoundError as missing:
+            run.missing = missing
 
     # -- bookkeeping ----------------------------------------------------------------------
 

@@ -213,14 +213,15 @@ class Worker:
         source = message.input
         artefacts = self.artefacts
         count = 0
-        for info in artefacts.list(stage_prefix(source.execution_id, source.route, source.stage)):
+        keys = artefacts.list_keys(stage_prefix(source.execution_id, source.route, source.stage))
+        for key, etag, data in artefacts.read_many(keys):
             count += 1
-            message_id = artefact_message_id(source.execution_id, info.key, info.etag)
+            message_id = artefact_message_id(source.execution_id, key, etag)
             if executions.is_processed(*target.key, message_id):
                 continue
             if self._stop.is_set():
                 return False  # requeued: the rest is processed after the restart
-            if not self._process(target, message_id, Input(info.key, artefacts.read(info.key))):
+            if not self._process(target, message_id, Input(key, data)):
                 return True  # the stage failed; the execution is FAILED
         executions.set_inputs_expected(*target.key, count)
         self._ensure_end_sent(target)
@@ -303,7 +304,7 @@ class Worker:
                 source_route=target.route,
                 source_stage=target.stage,
                 object_key=key,
-                etag=info.etag,
+                etag=str(info.etag),  # a write always knows its etag
             )
             message_id = forward_message_id(execution_id, target.attempt, key)
             content_type = output.content_type

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-__all__ = ["ArtefactStore", "ObjectInfo", "PrefixSummary", "check_key", "check_prefix", "summarize"]
+__all__ = [
+    "ArtefactStore",
+    "ObjectInfo",
+    "PrefixSummary",
+    "StoredObject",
+    "check_key",
+    "check_prefix",
+    "content_etag",
+    "summarize",
+]
 
 import abc
-from collections.abc import Iterator
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .._closing import Closing
-from ..errors import ArtefactNotFoundError, InvalidIdError
+from ..errors import ArtefactNotFoundError, InvalidIdError, InvalidInputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,13 +31,20 @@ class ObjectInfo:
     """One stored object, as a listing returns it.
 
     ``key`` is relative to the store's root (``executions/<execution>/...``); ``etag`` is the
-    hex MD5 of the content for single-part objects (the S3 convention, also used locally).
+    hex MD5 of the content for single-part objects (the S3 convention). A store that keeps
+    no etag (a local folder) lists ``None`` rather than read every object to hash it;
+    :meth:`ArtefactStore.read_many` gives it with the content, which it reads anyway.
     """
 
     key: str
     size: int
-    etag: str
+    etag: str | None
     last_modified: datetime
+
+
+def content_etag(data: bytes) -> str:
+    """The etag of ``data`` as S3 gives it for a single-part object: its hex MD5."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def check_prefix(prefix: str) -> str:
@@ -69,6 +89,22 @@ class ArtefactStore(Closing, abc.ABC):
     def read(self, key: str) -> bytes:
         """Return one object's bytes."""
 
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
+        """Like :meth:`list`, keys only: what publishing needs (sizes come with the bodies),
+        which a store may list faster (a folder need not stat every file)."""
+        return (info.key for info in self.list(prefix, start_after=start_after))
+
+    def read_many(self, keys: Iterable[str], *, concurrency: int = 8) -> Iterator[StoredObject]:
+        """Each object of ``keys``, in their order, with its etag, with up to
+        ``concurrency`` reads in flight ahead of the consumer (memory stays bounded by that).
+
+        A missing object raises
+        :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError` at its position, after
+        the objects before it were yielded. This default reads on a thread pool and takes the
+        etag from the content; stores override it with something faster.
+        """
+        return _read_ahead(self, keys, concurrency)
+
     @abc.abstractmethod
     def write(self, key: str, data: bytes) -> ObjectInfo:
         """Store ``data`` under ``key`` atomically (a reader never sees half an object)."""
@@ -84,6 +120,14 @@ class ArtefactStore(Closing, abc.ABC):
         except ArtefactNotFoundError:
             return False
         return True
+
+
+class StoredObject(NamedTuple):
+    """One object as :meth:`ArtefactStore.read_many` reads it: key, etag and content."""
+
+    key: str
+    etag: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +150,28 @@ def summarize(store: ArtefactStore, prefix: str) -> PrefixSummary:
         first = first or info.key
         last = info.key
     return PrefixSummary(count, size, first, last)
+
+
+def _read_ahead(
+    store: ArtefactStore, keys: Iterable[str], concurrency: int
+) -> Iterator[StoredObject]:
+    """:meth:`ArtefactStore.read_many` on a thread pool: reads that wait on the network
+    overlap; results come back in order."""
+    if concurrency < 1:
+        raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
+    pending: deque[tuple[str, Future[bytes]]] = deque()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read-ahead") as pool:
+        try:
+            for key in keys:
+                pending.append((key, pool.submit(store.read, key)))
+                if len(pending) > concurrency:
+                    done, body = pending.popleft()
+                    data = body.result()
+                    yield StoredObject(done, content_etag(data), data)
+            while pending:
+                done, body = pending.popleft()
+                data = body.result()
+                yield StoredObject(done, content_etag(data), data)
+        finally:
+            for _, future in pending:
+                future.cancel()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 __all__ = ["LocalArtefactStore"]
 
+import errno
 import hashlib
 import heapq
 import os
 import stat as stat_mode
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from factflow_replay_dagster.errors import (
     SettingsError,
     StorageError,
 )
-from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
+from factflow_replay_dagster.storage.base import (
+    ArtefactStore,
+    ObjectInfo,
+    StoredObject,
+    check_key,
+    check_prefix,
+    content_etag,
+)
 
 #: Hashing reads into one small reused buffer, so listing allocates little per object.
 _CHUNK = 64 * 1024
@@ -33,6 +41,18 @@ def _md5_file(path: str) -> str:
         while count := handle.readinto(buffer):
             digest.update(view[:count])
     return digest.hexdigest()
+
+
+def _smallest(items: Iterable[tuple[str, bool]], count: int) -> list[tuple[str, bool]]:
+    """The ``count`` smallest of ``items``, sorted, holding at most ``2 * count`` at a time
+    (a folder smaller than a window is sorted once, a bigger one pruned as it is read)."""
+    kept: list[tuple[str, bool]] = []
+    for item in items:
+        kept.append(item)
+        if len(kept) >= 2 * count:
+            kept = heapq.nsmallest(count, kept)
+    kept.sort()
+    return kept[:count]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -64,14 +84,16 @@ class LocalArtefactStore(ArtefactStore):
     key cutoff. Folders are walked lazily in that order; each folder is read in windows of
     ``page_size`` entries, one ``scandir`` pass per window keeping only the smallest names
     after the previous one, so memory is bounded by ``page_size`` times the folder depth,
-    never by the number of objects. The etag is the MD5 of the content, hashed while listing.
+    never by the number of objects. Listing reads no object: its etags are ``None``;
+    :meth:`stat` hashes the one object it is asked about, :meth:`read_many` hashes what it
+    reads anyway.
 
     Segments starting with ``.`` are reserved for temporary files and rejected as keys (ids
     never start with one). Symbolic links are not followed when listing, and a key whose path
     resolves outside ``root`` is rejected.
     """
 
-    def __init__(self, root: Path, *, page_size: int = 5000) -> None:
+    def __init__(self, root: Path, *, page_size: int = 100_000) -> None:
         if page_size < 1:
             raise SettingsError(f"page_size must be at least 1, not {page_size}")
         self.root = Path(root).resolve()
@@ -94,20 +116,22 @@ class LocalArtefactStore(ArtefactStore):
             raise InvalidIdError("object", key, f"resolves outside {self.location}")
         return path
 
-    def _info(self, key: str, path: str) -> ObjectInfo:
-        """Stat and hash ``path``; a missing (or non-regular) file is a missing object.
+    def _info(self, key: str, path: str, *, hashed: bool) -> ObjectInfo:
+        """Stat (and with ``hashed``, hash) ``path``; a missing or non-regular file is a
+        missing object.
 
         Plain strings, not :class:`~pathlib.Path`: pathlib interns every name it parses, which
         would make listing memory grow with the number of objects.
         """
         try:
             result = os.stat(path)  # noqa: PTH116 - a str path on purpose, see above
-            etag = _md5_file(path) if stat_mode.S_ISREG(result.st_mode) else None
+            regular = stat_mode.S_ISREG(result.st_mode)
+            etag = _md5_file(path) if regular and hashed else None
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ArtefactNotFoundError(self.location, key) from exc
         except OSError as exc:
             raise StorageError(f"cannot stat {key!r} in {self.location}: {exc}") from exc
-        if etag is None:  # a folder (or a device) is not an object
+        if not regular:  # a folder (or a device) is not an object
             raise ArtefactNotFoundError(self.location, key)
         return ObjectInfo(
             key=key,
@@ -123,18 +147,21 @@ class LocalArtefactStore(ArtefactStore):
         return self._list(prefix, start_after or "")
 
     def _list(self, prefix: str, cursor: str) -> Iterator[ObjectInfo]:
+        for key in self._keys(prefix, cursor):
+            try:
+                yield self._info(key, f"{self._root}/{key}", hashed=False)
+            except ArtefactNotFoundError:
+                continue  # deleted since the walk saw it: S3 would no longer list it either
+
+    def _keys(self, prefix: str, cursor: str) -> Iterator[str]:
         # Only the folder the prefix names up to its last '/' can hold matching keys.
         base = prefix[: prefix.rfind("/") + 1]
         if any(part.startswith(".") for part in base.split("/")[:-1]):
-            return
+            return iter(())
         folder = f"{self._root}/{base}"  # always ends with "/"
         if not Path(folder).resolve().is_relative_to(self.root):
-            return
-        for key in self._walk(folder, base, prefix, cursor):
-            try:
-                yield self._info(key, f"{self._root}/{key}")
-            except ArtefactNotFoundError:
-                continue  # deleted since the walk saw it: S3 would no longer list it either
+            return iter(())
+        return self._walk(folder, base, prefix, cursor)
 
     def _walk(self, folder: str, rel: str, prefix: str, cursor: str) -> Iterator[str]:
         """The keys under ``folder`` (whose keys start with ``rel``) in S3 order, lazily.
@@ -145,9 +172,7 @@ class LocalArtefactStore(ArtefactStore):
         """
         after = ""
         while True:
-            window = heapq.nsmallest(
-                self.page_size, self._entries(folder, rel, prefix, cursor, after)
-            )
+            window = _smallest(self._entries(folder, rel, prefix, cursor, after), self.page_size)
             for sort_name, is_dir in window:
                 if is_dir:
                     yield from self._walk(folder + sort_name, rel + sort_name, prefix, cursor)
@@ -206,8 +231,58 @@ class LocalArtefactStore(ArtefactStore):
         except OSError as exc:
             raise StorageError(f"cannot read {key!r} in {self.location}: {exc}") from exc
 
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
+        """The keys alone, without a ``stat`` of each file."""
+        check_prefix(prefix)
+        return self._keys(prefix, start_after or "")
+
+    def read_many(self, keys: Iterable[str], *, concurrency: int = 8) -> Iterator[StoredObject]:
+        """Sequential reads in the caller's thread (for local files a thread per read costs
+        more than the read; ``concurrency`` does not apply); the etag is the content's MD5."""
+        checked: dict[str, bool] = {}  # parent folder -> resolves inside the root
+        for key in keys:
+            check_key(key)
+            folder, _, name = key.rpartition("/")
+            inside = checked.get(folder)
+            if inside is None:
+                if len(checked) > 4096:
+                    checked.clear()
+                inside = checked[folder] = self._inside(folder)
+            if not inside or name.startswith("."):
+                self._path(key)  # raises the precise error
+            data = self._read_file(key, f"{self._root}/{key}")
+            yield StoredObject(key, content_etag(data), data)
+
+    def _inside(self, folder: str) -> bool:
+        """Whether ``folder`` (no dot segments) resolves inside the root, symlinks followed."""
+        if any(part.startswith(".") for part in folder.split("/")):
+            return False
+        return Path(f"{self._root}/{folder}").resolve().is_relative_to(self.root)
+
+    def _read_file(self, key: str, path: str) -> bytes:
+        """The file's bytes in as few system calls as it takes (no buffered file object)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ArtefactNotFoundError(self.location, key) from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symbolic link is not an object here
+                raise ArtefactNotFoundError(self.location, key) from exc
+            raise StorageError(f"cannot read {key!r} in {self.location}: {exc}") from exc
+        try:
+            parts: list[bytes] = []
+            while part := os.read(fd, _CHUNK if not parts else 1 << 20):
+                parts.append(part)  # on until the end of the file (a short read is not one)
+        except IsADirectoryError as exc:
+            raise ArtefactNotFoundError(self.location, key) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key!r} in {self.location}: {exc}") from exc
+        finally:
+            os.close(fd)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     def stat(self, key: str) -> ObjectInfo:
-        return self._info(key, str(self._path(key)))
+        return self._info(key, str(self._path(key)), hashed=True)
 
     def write(self, key: str, data: bytes) -> ObjectInfo:
         path = self._path(key)
@@ -230,6 +305,6 @@ class LocalArtefactStore(ArtefactStore):
         return ObjectInfo(
             key=key,
             size=len(data),
-            etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            etag=content_etag(data),
             last_modified=datetime.fromtimestamp(mtime, tz=UTC),
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from factflow_replay_dagster.errors import ArtefactNotFoundError, SettingsError, StorageError
 from factflow_replay_dagster.redaction import Redactor
+from factflow_replay_dagster.settings import DEFAULTS
 from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class S3Config:
     aws_session_token: str | None = field(default=None, repr=False)
     use_ssl: bool = True
     verify: bool | str | None = None
-    max_attempts: int = 5
+    max_attempts: int = DEFAULTS.aws_max_attempts
     addressing_style: AddressingStyle | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from factflow_replay_dagster.errors import (
     ArtefactNotFoundError,
     IncompleteArtefactsError,
     InvalidInputError,
+    MessageTooLargeError,
     QueueNotFoundError,
 )
 from factflow_replay_dagster.executions import ExecutionStatus, ReplayState
@@ -24,6 +25,7 @@ from factflow_replay_dagster.queues.embedded import EmbeddedQueue
 from factflow_replay_dagster.replay import ReplayRequest
 from factflow_replay_dagster.runtime import declare_queues, run_until_finished
 from factflow_replay_dagster.snapshot import ConfigSnapshot
+from factflow_replay_dagster.storage.base import StoredObject
 from factflow_replay_dagster.storage.local import LocalArtefactStore
 
 
@@ -85,7 +87,9 @@ def test_replay_publishes_every_artefact_with_identity_and_provenance(
     assert len(artefacts) == 240
     prefix = stage_prefix(world.parent.id, "ingest", "parse")
     for message, info in zip(artefacts, world.components.artefacts.list(prefix), strict=True):
-        assert message.message_id == artefact_message_id(world.parent.id, info.key, info.etag)
+        etag = world.components.artefacts.stat(info.key).etag  # the content's MD5
+        assert message.message_id == artefact_message_id(world.parent.id, info.key, str(etag))
+        assert message.headers[Headers.ETAG] == etag
         assert message.body == world.components.artefacts.read(info.key)
         assert message.headers[Headers.SOURCE_EXECUTION] == world.parent.id
         assert message.headers[Headers.SOURCE_ROUTE] == "ingest"
@@ -203,15 +207,39 @@ def test_a_lost_artefact_fails_the_plan(world: World, queue: EmbeddedQueue, tmp_
     assert queue.depth("news.enrich") == 0
 
 
+def test_an_artefact_bigger_than_the_broker_takes_fails_the_plan(
+    world: World, queue: EmbeddedQueue, tmp_path: Path
+) -> None:
+    store = LocalArtefactStore(tmp_path / "copy")
+    prefix = stage_prefix(world.parent.id, "ingest", "parse")
+    for info in world.components.artefacts.list(prefix):
+        store.write(info.key, world.components.artefacts.read(info.key))
+    big = f"{prefix}news-0100.json"
+    store.write(big, b"x" * 1024 * 1024)
+    limited = EmbeddedQueue(queue.path, max_message_bytes=512 * 1024)
+    service = world.service()
+    service.artefacts, service.publisher = store, limited
+    before = len(world.components.executions.list_replays())
+    with pytest.raises(MessageTooLargeError, match=r"news-0100\.json.*1,048,576 bytes") as caught:
+        service.run(ReplayRequest.parse(world.good_request()))
+    assert caught.value.exit_code == 2
+    assert queue.depth("news.enrich") == 0
+    assert len(world.components.executions.list_replays()) == before
+
+
 class _VanishingStore(LocalArtefactStore):
     """A real folder store where one object disappears just before it is read."""
 
     vanish: str = ""
 
-    def read(self, key: str) -> bytes:
-        if key.endswith(self.vanish):
-            (self.root / key).unlink(missing_ok=True)
-        return super().read(key)
+    def read_many(self, keys: Iterable[str], *, concurrency: int = 8) -> Iterator[StoredObject]:
+        def deleting(keys: Iterable[str]) -> Iterator[str]:
+            for key in keys:
+                if key.endswith(self.vanish):
+                    (self.root / key).unlink(missing_ok=True)
+                yield key
+
+        return super().read_many(deleting(keys), concurrency=concurrency)
 
 
 def test_an_artefact_vanishing_mid_replay_fails_with_its_key_and_progress_saved(

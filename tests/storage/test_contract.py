@@ -125,12 +125,46 @@ def test_lists_5000_keys_in_order_across_pages(big: Backend) -> None:
 
 
 def test_sizes_and_etags_are_md5_of_content(big: Backend) -> None:
+    """A listing gives each object's size, and its etag when the store keeps one (S3); a
+    folder lists None rather than read every file. Reading always gives the MD5 etag."""
     infos = list(big.store.list("executions/e10/"))
     assert len(infos) == 1668
     for info in infos:
         data = content(info.key)
-        assert (info.size, info.etag) == (len(data), md5(data))
+        assert info.size == len(data)
+        assert info.etag == (None if big.kind == "local" else md5(data))
         assert info.last_modified.tzinfo is not None
+    read = list(big.store.read_many(info.key for info in infos))
+    assert [(o.key, o.etag, o.data) for o in read] == [
+        (info.key, md5(content(info.key)), content(info.key)) for info in infos
+    ]
+
+
+def test_list_keys_lists_what_list_lists(big: Backend) -> None:
+    for prefix, after in [("executions/e1", None), ("executions/e2/news/parse/", BIG_KEYS[4000])]:
+        keys = big.store.list_keys(prefix, start_after=after)
+        assert iter(keys) is keys  # lazy, not a list
+        assert list(keys) == names(big.store, prefix, start_after=after)
+
+
+def test_read_many_keeps_order_and_fails_at_the_missing_object(store: ArtefactStore) -> None:
+    keys = [f"executions/e1/r/s/obj-{i:03d}" for i in range(40)]
+    for key in keys:
+        store.write(key, key.encode())
+    wanted = [*keys[:25], "executions/e1/r/s/missing", *keys[25:]]
+    got: list[str] = []
+
+    def read_all() -> None:
+        for stored in store.read_many(wanted, concurrency=4):
+            assert stored.data == stored.key.encode()
+            assert stored.etag == md5(stored.data)
+            got.append(stored.key)
+
+    with pytest.raises(ArtefactNotFoundError, match="missing"):
+        read_all()
+    assert got == keys[:25]  # everything before the missing one, in order, then the error
+    with pytest.raises(InvalidIdError):
+        list(store.read_many(["executions/../etc/passwd"]))
 
 
 def test_start_after_resumes_exactly(big: Backend) -> None:
@@ -336,10 +370,18 @@ def test_local_symlink_escape_is_rejected(tmp_path: Path) -> None:
     store = LocalArtefactStore(root)
     with pytest.raises(InvalidIdError, match="outside"):
         store.read("executions/e1/secret")
+    with pytest.raises(InvalidIdError, match="outside"):
+        list(store.read_many(["executions/e1/secret"]))
     with pytest.raises(InvalidIdError):
         store.write("executions/e1/new", b"x")
     assert names(store) == []
     assert not (outside / "new").exists()
+    # A file that is a link is not an object either, wherever it points.
+    (root / "executions/e2/r/s").mkdir(parents=True)
+    (root / "executions/e2/r/s/link").symlink_to(outside / "secret")
+    assert list(store.list_keys("executions/e2/")) == []
+    with pytest.raises(ArtefactNotFoundError):
+        list(store.read_many(["executions/e2/r/s/link"]))
 
 
 # -- S3 only ---------------------------------------------------------------------------------
