@@ -31,11 +31,16 @@ _READY = (
     "SELECT seq FROM messages WHERE queue = ? AND (leased_until IS NULL OR leased_until <= ?)"
     " ORDER BY seq LIMIT ?"
 )
+#: Leases the listed messages under one token (``{marks}``: only ``?`` placeholders).
 _LEASE = (
     "UPDATE messages SET lease_token = ?, leased_until = ?, delivery_count = delivery_count + 1"
-    " WHERE seq = ? RETURNING seq, queue, message_id, body, headers, content_type, type,"
-    " delivery_count"
+    " WHERE seq IN ({marks}) RETURNING seq, queue, message_id, body, headers, content_type,"
+    " type, delivery_count"
 )
+#: Deletes the listed messages still leased under one token; returns those it deleted.
+_ACK_MANY = "DELETE FROM messages WHERE lease_token = ? AND seq IN ({marks}) RETURNING seq"
+#: Most seqs bound in one statement (SQLite allows 32,766 variables).
+_CHUNK = 500
 _ACK = "DELETE FROM messages WHERE seq = ? AND lease_token = ?"
 _REQUEUE = (
     "UPDATE messages SET lease_token = NULL, leased_until = NULL,"
@@ -134,7 +139,7 @@ class LeaseBook:
         try:
             conn = self._connection()
             with write_transaction(conn):
-                lost = [d for d in acks if not conn.execute(_ACK, (d.seq, d.lease_token)).rowcount]
+                lost = _delete_acked(conn, acks) if acks else []
                 result = work(conn)
         except sqlite3.Error as exc:
             self.acks.restore(acks)
@@ -148,24 +153,31 @@ class LeaseBook:
     def claim(
         self, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> list[EmbeddedDelivery]:
-        """Lease up to ``limit`` ready messages of ``queues``, oldest first, in one transaction."""
+        """Lease up to ``limit`` ready messages of ``queues``, oldest first, in one transaction.
+
+        The deliveries of one claim share a lease token: a lease is ``(seq, token)``.
+        """
         now = time.time()
         until = now + lease_seconds
+        token = secrets.token_hex(16)
 
-        def lease(conn: sqlite3.Connection) -> list[EmbeddedDelivery]:
+        def lease(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             ready: list[int] = []
             for queue in queues:
                 ready.extend(seq for (seq,) in conn.execute(_READY, (queue, now, limit)))
-            claimed: list[EmbeddedDelivery] = []
-            for seq in sorted(ready)[:limit]:
-                token = secrets.token_hex(16)
-                row = conn.execute(_LEASE, (token, until, seq)).fetchone()
-                claimed.append(self._delivery(token, until, row))
-            return claimed
+            if len(queues) > 1:
+                ready = sorted(ready)[:limit]
+            rows: list[tuple[Any, ...]] = []
+            for chunk in _chunks(ready):
+                sql = _LEASE.format(marks=",".join("?" * len(chunk)))
+                rows.extend(conn.execute(sql, (token, until, *chunk)))
+            return rows
 
-        claimed = self._write(f"claiming messages from {', '.join(map(repr, queues))}", lease)
+        rows = self._write(f"claiming messages from {', '.join(map(repr, queues))}", lease)
+        rows.sort(key=lambda row: int(row[0]))  # RETURNING promises no order
+        claimed = [self._delivery(token, until, row) for row in rows]
         with self._lock:
-            self._held.update(((d.seq, d.lease_token), d) for d in claimed)
+            self._held.update(((d.seq, token), d) for d in claimed)
         return claimed
 
     def _delivery(self, token: str, until: float, row: tuple[Any, ...]) -> EmbeddedDelivery:
@@ -285,3 +297,23 @@ class LeaseBook:
 
 def _nothing(_conn: sqlite3.Connection) -> None:
     """The work of a transaction that only commits pending acks."""
+
+
+def _chunks(seqs: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(seqs), _CHUNK):
+        yield seqs[start : start + _CHUNK]
+
+
+def _delete_acked(
+    conn: sqlite3.Connection, acks: Sequence[EmbeddedDelivery]
+) -> list[EmbeddedDelivery]:
+    """Delete the messages of ``acks`` still under their lease; return the ones that were not."""
+    by_token: dict[str, list[int]] = {}
+    for delivery in acks:
+        by_token.setdefault(delivery.lease_token, []).append(delivery.seq)
+    deleted: set[tuple[int, str]] = set()
+    for token, seqs in by_token.items():
+        for chunk in _chunks(seqs):
+            sql = _ACK_MANY.format(marks=",".join("?" * len(chunk)))
+            deleted.update((int(seq), token) for (seq,) in conn.execute(sql, (token, *chunk)))
+    return [d for d in acks if (d.seq, d.lease_token) not in deleted]
