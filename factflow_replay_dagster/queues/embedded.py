@@ -65,6 +65,13 @@ logger = logging.getLogger(__name__)
 #: A pending batch older than this is committed when the next message arrives, so a slow
 #: message source still sees its messages confirmed promptly.
 _MAX_BATCH_DELAY = 0.5
+#: With ``rate``, a pending batch is committed before a pacing sleep only if that would
+#: leave it waiting this long: a slow rate still confirms each message at once, a fast one
+#: (whose sleeps are a fraction of a millisecond) does not pay an fsync per message.
+_PACED_BATCH_DELAY = 0.05
+#: Headers as stored: compact JSON, one encoder for every message (``json.dumps`` with
+#: options builds a new one per call).
+_encode_headers = json.JSONEncoder(separators=(",", ":")).encode
 #: Longest sleep between polls of an empty queue.
 _MAX_POLL_INTERVAL = 0.5
 
@@ -237,9 +244,10 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
     ) -> PublishOutcome:
         """Insert ``messages`` in committed batches of ``batch_size``; see the base class.
 
-        A batch is also committed before any rate-limit sleep, and when a message arrives
-        more than ``_MAX_BATCH_DELAY`` seconds after the batch's first, so a slow message
-        source does not hold confirmations back.
+        A batch is also committed when a message arrives more than ``_MAX_BATCH_DELAY``
+        seconds after the batch's first, so a slow message source does not hold
+        confirmations back, and before a rate-limit sleep that would make it older than
+        ``_PACED_BATCH_DELAY``.
         """
         pacer = Pacer(rate)
         self.check_queue(queue)
@@ -262,9 +270,8 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                     f"publishing {len(batch)} messages to {queue!r}", exc, confirmed=confirmed
                 ) from exc
             confirmed += len(batch)
-            for message in batch:
-                if message.position is not None:
-                    last_position = message.position
+            positions = (m.position for m in reversed(batch) if m.position is not None)
+            last_position = next(positions, last_position)
             if on_confirmed is not None:
                 on_confirmed(batch)
 
@@ -274,7 +281,8 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                 stopped = True
                 break
             if pacer.limited and (wait := pacer.delay()) > 0:
-                flush()  # what is pending is confirmed before waiting
+                if time.monotonic() + wait - pending_since >= _PACED_BATCH_DELAY:
+                    flush()  # what is pending is confirmed before a wait that matters
                 time.sleep(wait)
             pacer.sent()
             if not pending:
@@ -302,7 +310,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                 queue,
                 m.message_id,
                 bytes(m.body),
-                json.dumps(m.headers, separators=(",", ":")),
+                _encode_headers(m.headers),
                 m.content_type,
                 m.type,
                 now,
