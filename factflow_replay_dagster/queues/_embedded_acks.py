@@ -152,13 +152,20 @@ class AckGroup:
     # -- the commit thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._commit_in_time()
+        finally:
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    self._thread = None  # the next ack starts another
+
+    def _commit_in_time(self) -> None:
         idle_until = time.monotonic() + _IDLE_SECONDS
         while True:
             with self._cond:
                 while True:
                     now = time.monotonic()
                     if self._stopping or (not self._pending and now >= idle_until):
-                        self._thread = None
                         return
                     if self._pending and now >= self._since + self.delay:
                         break
@@ -194,7 +201,12 @@ class AckGroup:
             try:
                 self._flush()
             except QueueError as exc:  # pragma: no cover - the process is ending anyway
-                logger.warning("embedded queue %s: acks lost at exit: %s", self.broker, exc)
+                logger.warning(
+                    "embedded queue %s: acks not committed at exit, their messages will be "
+                    "delivered again: %s",
+                    self.broker,
+                    exc,
+                )
 
 
 @atexit.register
