@@ -3,18 +3,30 @@
 Same contract as RabbitMQ: a message counts as sent once its insert is committed
 (WAL, ``synchronous=FULL``); publishing to an undeclared queue fails before anything is
 inserted; delivery is at least once, through leases. A consumer claims a message by setting
-a random ``lease_token`` and ``leased_until``; :meth:`EmbeddedDelivery.ack` deletes the row
-only while that token is still there. A consumer that dies holds its leases until they
-expire (``lease_seconds``); then the messages are delivered again.
+a random ``lease_token`` and ``leased_until``; an ack deletes the row only while that token
+is still there. A consumer that dies holds its leases until they expire (``lease_seconds``);
+then the messages are delivered again.
 
 Choices:
 
+* Acks are grouped, as RabbitMQ's are asynchronous: :meth:`EmbeddedDelivery.ack` records
+  the ack and it is committed with others, in one transaction (one fsync), at the latest
+  ``ack_delay`` seconds later (0.05 s by default; see ``_embedded_acks``). Until then the
+  message stays leased in the file: a crash delivers it again, never loses it. Ending the
+  iteration, :meth:`EmbeddedQueue.close`, ``depth``, ``dead_count`` and ``purge`` commit this
+  object's pending acks first. ``ack_delay=0`` commits every ack on its own.
 * Settling a delivery whose lease was lost (it expired and another consumer claimed the
   message, or the queue was purged) raises :class:`~factflow_replay_dagster.errors.QueueError`
   for :meth:`~EmbeddedDelivery.ack` and ``nack(requeue=False)``, as RabbitMQ refuses an
-  unknown delivery tag. ``nack(requeue=True)`` of a lost lease only logs: the message is
-  being delivered again, which is what was asked.
-* ``nack(requeue=False)`` moves the message to the ``dead`` table (see :meth:`dead_count`).
+  unknown delivery tag. An ack is committed at once (and its own call raises) when its lease
+  ends within ``ack_delay`` plus a margin; a grouped ack that its commit finds lost anyway
+  (the queue was purged, or the commit waited longer than the lease had left) raises from
+  the next call of this object: the consuming iteration's next step, the next
+  ``ack``/``nack``, or :meth:`~EmbeddedQueue.close`. That call does nothing else first (close
+  still closes). ``nack(requeue=True)`` of a lost lease only logs: the message is being
+  delivered again, which is what was asked.
+* ``nack(requeue=False)`` moves the message to the ``dead`` table (see :meth:`dead_count`);
+  nacks are committed at once, together with the pending acks.
 * Settling the same delivery twice raises ``QueueError``.
 * A handler that runs longer than ``lease_seconds`` (60 s by default) sees its message
   delivered again elsewhere; raise ``lease_seconds`` for slow handlers.
@@ -30,6 +42,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -53,17 +66,24 @@ logger = logging.getLogger(__name__)
 #: A pending batch older than this is committed when the next message arrives, so a slow
 #: message source still sees its messages confirmed promptly.
 _MAX_BATCH_DELAY = 0.5
+#: With ``rate``, a pending batch is committed before a pacing sleep only if that would
+#: leave it waiting this long: a slow rate still confirms each message at once, a fast one
+#: (whose sleeps are a fraction of a millisecond) does not pay an fsync per message.
+_PACED_BATCH_DELAY = 0.05
+#: Headers as stored: compact JSON, one encoder for every message (``json.dumps`` with
+#: options builds a new one per call).
+_encode_headers = json.JSONEncoder(separators=(",", ":")).encode
 #: Longest sleep between polls of an empty queue.
 _MAX_POLL_INTERVAL = 0.5
-#: A buffered delivery whose lease ends within this many seconds is released, not yielded.
-_LEASE_MARGIN = 1.0
 
 
 class EmbeddedQueue(QueuePublisher, QueueConsumer):
     """Publisher and consumer over one SQLite file; safe across threads and processes.
 
     Each thread gets its own connection. Nothing is opened until first use; the file, its
-    directory and the schema are then created if missing.
+    directory and the schema are then created if missing. ``batch_size`` messages are
+    published per commit; an ack waits at most ``ack_delay`` seconds to share a commit with
+    others (0: every ack is its own commit).
     """
 
     def __init__(
@@ -74,11 +94,12 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         max_message_bytes: int = DEFAULTS.broker_max_message_bytes,
         poll_interval: float = 0.05,
         batch_size: int = 200,
+        ack_delay: float = 0.05,
     ) -> None:
-        if lease_seconds <= 0 or poll_interval <= 0 or batch_size < 1:
+        if lease_seconds <= 0 or poll_interval <= 0 or batch_size < 1 or not ack_delay >= 0:
             raise InvalidInputError(
-                "EmbeddedQueue needs lease_seconds > 0, poll_interval > 0 and batch_size >= 1 "
-                f"(got {lease_seconds}, {poll_interval}, {batch_size})"
+                "EmbeddedQueue needs lease_seconds > 0, poll_interval > 0, batch_size >= 1 and "
+                f"ack_delay >= 0 (got {lease_seconds}, {poll_interval}, {batch_size}, {ack_delay})"
             )
         self.path = Path(path).expanduser().resolve()
         self.broker = f"embedded:{self.path}"
@@ -86,12 +107,18 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         self.max_message_bytes = max_message_bytes
         self.poll_interval = float(poll_interval)
         self.batch_size = int(batch_size)
+        self.ack_delay = float(ack_delay)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[db.Connection] = weakref.WeakSet()
         self._generation = 0
         self._schema_ready = False
-        self._leases = LeaseBook(self._connection, self.broker)
+        self._leases = LeaseBook(
+            self._connection,
+            self.broker,
+            lease_seconds=self.lease_seconds,
+            ack_delay=self.ack_delay,
+        )
 
     def __repr__(self) -> str:
         return f"EmbeddedQueue({str(self.path)!r})"
@@ -123,12 +150,14 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         )
 
     def close(self) -> None:
-        """Release this object's unsettled leases (redelivered at once), close connections.
+        """Commit pending acks, release unsettled leases (redelivered at once), close
+        connections; then raise ``QueueError`` for grouped acks that failed and were not
+        reported yet.
 
         Using the queue again afterwards opens new connections.
         """
         try:
-            self._leases.release_all()
+            self._leases.close()
         finally:
             with self._lock:
                 connections, self._connections = list(self._connections), weakref.WeakSet()
@@ -138,6 +167,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                     conn.close()
                 except sqlite3.Error as exc:  # pragma: no cover - closing is best effort
                     logger.warning("embedded queue %s: closing failed: %s", self.broker, exc)
+        self._leases.acks.raise_failures()
 
     # -- queues -------------------------------------------------------------------------
 
@@ -184,6 +214,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
 
     def _count(self, table: str, queue: str) -> int:
         self.check_queue(queue)
+        self._leases.flush()  # this object's own acks are counted as done
         try:
             sql = f"SELECT count(*) FROM {table} WHERE queue = ?"  # noqa: S608 - fixed names
             return int(self._connection().execute(sql, (queue,)).fetchone()[0])
@@ -193,6 +224,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
     def purge(self, queue: str) -> int:
         """Delete every message of ``queue``, leased ones too; return how many went."""
         self.check_queue(queue)
+        self._leases.flush()  # this object's acks are not lost leases
         conn = self._connection()
         try:
             with db.write_transaction(conn):
@@ -215,9 +247,10 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
     ) -> PublishOutcome:
         """Insert ``messages`` in committed batches of ``batch_size``; see the base class.
 
-        A batch is also committed before any rate-limit sleep, and when a message arrives
-        more than ``_MAX_BATCH_DELAY`` seconds after the batch's first, so a slow message
-        source does not hold confirmations back.
+        A batch is also committed when a message arrives more than ``_MAX_BATCH_DELAY``
+        seconds after the batch's first, so a slow message source does not hold
+        confirmations back, and before a rate-limit sleep that would make it older than
+        ``_PACED_BATCH_DELAY``.
         """
         pacer = Pacer(rate)
         self.check_queue(queue)
@@ -240,9 +273,8 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                     f"publishing {len(batch)} messages to {queue!r}", exc, confirmed=confirmed
                 ) from exc
             confirmed += len(batch)
-            for message in batch:
-                if message.position is not None:
-                    last_position = message.position
+            positions = (m.position for m in reversed(batch) if m.position is not None)
+            last_position = next(positions, last_position)
             if on_confirmed is not None:
                 on_confirmed(batch)
 
@@ -252,7 +284,8 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                 stopped = True
                 break
             if pacer.limited and (wait := pacer.delay()) > 0:
-                flush()  # what is pending is confirmed before waiting
+                if time.monotonic() + wait - pending_since >= _PACED_BATCH_DELAY:
+                    flush()  # what is pending is confirmed before a wait that matters
                 time.sleep(wait)
             pacer.sent()
             if not pending:
@@ -280,7 +313,7 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
                 queue,
                 m.message_id,
                 bytes(m.body),
-                json.dumps(m.headers, separators=(",", ":")),
+                _encode_headers(m.headers),
                 m.content_type,
                 m.type,
                 now,
@@ -302,8 +335,11 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         """Yield deliveries from ``queues`` (FIFO by publish order across them) until ``stop``.
 
         At most ``prefetch`` deliveries are unsettled at a time; they are claimed together in
-        one transaction. Claimed deliveries not yet yielded are released when the iteration
-        ends; yielded, unsettled ones when :meth:`close` is called or their lease expires.
+        one transaction, which also commits the acks recorded since the last one (see
+        ``ack_delay``). Claimed deliveries not yet yielded are released, and pending acks
+        committed, when the iteration ends; yielded, unsettled ones are released when
+        :meth:`close` is called or their lease expires. A grouped ack found lost when it was
+        committed raises ``QueueError`` from the next step of the iteration.
         """
         names = list(dict.fromkeys(queues))
         if not names:
@@ -317,30 +353,35 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
     def _consume(
         self, names: list[str], stop: threading.Event, prefetch: int
     ) -> Iterator[EmbeddedDelivery]:
-        buffer: list[EmbeddedDelivery] = []
+        leases, acks = self._leases, self._leases.acks
+        acks.limit = prefetch
+        buffer: deque[EmbeddedDelivery] = deque()
         outstanding: list[EmbeddedDelivery] = []
-        margin = min(_LEASE_MARGIN, self.lease_seconds / 10)
         delay = self.poll_interval
         try:
             while not stop.is_set():
+                acks.raise_failures()
                 if not buffer:
                     outstanding = [d for d in outstanding if not d.settled]
                     room = prefetch - len(outstanding)
                     if room > 0:
-                        buffer = self._leases.claim(names, room, self.lease_seconds)
+                        buffer.extend(leases.claim(names, room, self.lease_seconds))
                     if not buffer:
                         stop.wait(delay)
                         delay = min(delay * 2, max(_MAX_POLL_INTERVAL, self.poll_interval))
                         continue
                     delay = self.poll_interval
-                delivery = buffer.pop(0)
-                if delivery.leased_until - time.time() < margin:
+                delivery = buffer.popleft()
+                if delivery.leased_until - time.time() < leases.margin:
                     # Too late to hand out: let the next claim (ours or another's) take it.
-                    self._leases.release([delivery])
+                    leases.release([delivery])
                     continue
                 delivery.handed_out = True
                 outstanding.append(delivery)
                 yield delivery
         finally:
-            if buffer:
-                self._leases.release(buffer)
+            # Stopped (or abandoned): one transaction commits pending acks and gives back
+            # what was claimed but not handed out.
+            leases.release(buffer)
+            buffer.clear()
+        acks.raise_failures()
