@@ -137,11 +137,12 @@ class JobRunner:
     ) -> JobOutcome:
         import dagster as dg
 
-        from ..defs import build_definitions
+        from ..defs import build_job_definitions
         from ..defs.progress import ProgressCallback
 
         level = _CONSOLE_LEVELS[min(self.verbose, len(_CONSOLE_LEVELS) - 1)]
-        job = build_definitions(self.settings, console_level=level).resolve_job_def(job_name)
+        defs = build_job_definitions(self.settings, console_level=level)
+        job = defs.resolve_job_def(job_name)
         run_id = run_id or self.new_run_id()
         assert run_id is not None
         progress = ProgressCallback(self._progress) if watch_replay else None

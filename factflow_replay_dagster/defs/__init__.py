@@ -8,6 +8,6 @@ in CI says so). Load it as a code location with ``definitions.py`` at the reposi
 
 from __future__ import annotations
 
-__all__ = ["build_definitions"]
+__all__ = ["build_definitions", "build_job_definitions"]
 
-from .definitions import build_definitions
+from .definitions import build_definitions, build_job_definitions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["build_definitions"]
+__all__ = ["build_definitions", "build_job_definitions"]
 
 import warnings
 
@@ -36,14 +36,8 @@ def build_definitions(
     the UI shows, keeps everything whatever it is.
     """
     settings = settings or Settings.from_env()
-    replay_job = make_replay_job(console_level=console_level)
-    recovery_job = make_recovery_job(console_level=console_level)
-    jobs = [
-        replay_job,
-        make_rerun_stage_job(console_level=console_level),
-        recovery_job,
-        make_verify_stored_job(console_level=console_level),
-    ]
+    jobs = _jobs(console_level)
+    replay_job, _, recovery_job, _ = jobs
     specs = stage_asset_specs(load_registered_configs(settings))
     recovery_status = (
         dg.DefaultSensorStatus.RUNNING if settings.auto_recovery else dg.DefaultSensorStatus.STOPPED
@@ -66,7 +60,7 @@ def build_definitions(
         asset_checks=stored_artefacts_checks(specs),
         jobs=jobs,
         sensors=sensors,
-        resources={**build_resources(settings), "progress": NO_PROGRESS},
+        resources=_resources(settings),
     )
     with warnings.catch_warnings():
         # Dagster re-creates sensors that target jobs with an `owners=[]` it then warns about
@@ -78,3 +72,25 @@ def build_definitions(
         )
         defs.get_repository_def()
     return defs
+
+
+def build_job_definitions(
+    settings: Settings, *, console_level: str | None = None
+) -> dg.Definitions:
+    """The jobs and their resources alone, for running a job in-process outside a code
+    location (the command line): no stage assets, checks or sensors to load first. Runs are
+    recorded in the instance they run in, which the UI shows like any other."""
+    return dg.Definitions(jobs=_jobs(console_level), resources=_resources(settings))
+
+
+def _jobs(console_level: str | None) -> list[dg.JobDefinition]:
+    return [
+        make_replay_job(console_level=console_level),
+        make_rerun_stage_job(console_level=console_level),
+        make_recovery_job(console_level=console_level),
+        make_verify_stored_job(console_level=console_level),
+    ]
+
+
+def _resources(settings: Settings) -> dict[str, object]:
+    return {**build_resources(settings), "progress": NO_PROGRESS}

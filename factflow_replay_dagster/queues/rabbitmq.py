@@ -45,13 +45,18 @@ from .base import (
 _T = TypeVar("_T")
 
 
+#: ``delivery_mode`` of a persistent message (pika's enum, resolved once).
+_PERSISTENT = pika.DeliveryMode.Persistent.value
+
+
 def _properties(message: OutgoingMessage) -> pika.BasicProperties:
+    """The AMQP properties of ``message`` (its headers are encoded as they are, not copied)."""
     return pika.BasicProperties(
-        delivery_mode=pika.DeliveryMode.Persistent,
+        delivery_mode=_PERSISTENT,
         message_id=message.message_id,
         content_type=message.content_type,
         type=message.type,
-        headers=dict(message.headers),
+        headers=message.headers,
     )
 
 
