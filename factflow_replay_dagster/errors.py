@@ -233,14 +233,26 @@ class IncompleteArtefactsError(StorageError):
 
     exit_code = EXIT_MISSING_ARTEFACTS
 
-    def __init__(self, location: str, prefix: str, *, recorded: int, stored: int) -> None:
+    def __init__(
+        self,
+        location: str,
+        prefix: str,
+        *,
+        recorded: int,
+        stored: int,
+        missing: int | None = None,
+        first_missing: str | None = None,
+    ) -> None:
         self.location = location
         self.prefix = prefix
         self.recorded = recorded
         self.stored = stored
+        self.missing = recorded - stored if missing is None else missing
+        self.first_missing = first_missing
+        example = f" (the first: {first_missing!r})" if first_missing else ""
         super().__init__(
             f"lineage recorded {recorded} artefacts under {prefix!r} but {location} holds "
-            f"{stored}: {recorded - stored} missing; nothing was published"
+            f"{stored} of them: {self.missing} missing{example}; nothing was published"
         )
 
 

@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         description="A running replay saves its position every N confirms (and every 2 s): "
         "after a crash at most this many are sent again.",
     )
+    replay_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A RUNNING replay whose process has not beaten this long (it beats every "
+        "tenth of it) was killed: it is marked FAILED, resumable, and its Dagster run closed.",
+    )
     recovery_max_attempts: int = Field(
         default=3, ge=1, description="Recoveries of one execution before it needs a person."
     )

@@ -92,17 +92,29 @@ def show(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     for row in details["lineage"] or [
         {"route": "-", "stage": "-", "status": "none", "artefact_count": 0, "attempt": 0}
     ]:
+        registered = (row.get("note") or {}).get("registered")
+        attempt = "registered (stored elsewhere)" if registered else f"attempt {row['attempt']}"
         click.echo(
             f"    {row['route']}/{row['stage']}: {row['status']}, "
-            f"{row['artefact_count']} artefacts, attempt {row['attempt']}"
+            f"{row['artefact_count']} artefacts, {attempt}"
         )
     for child in details["children"]:
         click.echo(f"  child: {child}")
     for recovery in details["recoveries"]:
         click.echo(
             f"  recovery {recovery['attempt']}: restart at {recovery['restart_route']}/"
-            f"{recovery['restart_stage']} ({recovery['state']})"
+            f"{recovery['restart_stage']} ({_recovery_state(recovery, record)})"
         )
+
+
+def _recovery_state(recovery: dict[str, Any], execution: dict[str, Any]) -> str:
+    """A recovery as a person reads it: PUBLISHED means its init message went out; what it
+    led to is the execution's status once that attempt is the latest and finished."""
+    if recovery["state"] != "PUBLISHED":
+        return str(recovery["state"])
+    if execution["status"] in ("SUCCEEDED", "FAILED", "NEEDS_ATTENTION"):
+        return f"restarted; the execution then {execution['status']}"
+    return f"restarted; the execution is {execution['status']}"
 
 
 @execution.command("list")
@@ -168,9 +180,8 @@ def register(
         )
         found = {}
         for route, stage in snapshot.config.iter_stages():
-            stored = summarize(
-                components.artefacts, stage_prefix(execution_id, route.name, stage.name)
-            )
+            prefix = stage_prefix(execution_id, route.name, stage.name)
+            stored = summarize(components.artefacts, prefix)
             if stored.count:
                 found[f"{route.name}/{stage.name}"] = stored.count
                 executions.record_stored_stage(
@@ -182,6 +193,7 @@ def register(
                     first_key=stored.first_key,
                     last_key=stored.last_key,
                     note={"registered": True},
+                    keys=components.artefacts.list_keys(prefix),  # its manifest: what is there
                 )
         location = components.artefacts.location
     if as_json:

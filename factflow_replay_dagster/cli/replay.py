@@ -152,6 +152,7 @@ def _report(
             f"route {plan.to_route}, queue {plan.queue}"
         )
         click.echo(f"  first {plan.first_key}\n  last  {plan.last_key}")
+        click.echo(f"  completeness checked by: {plan.completeness}")
     if record is not None:
         click.echo(
             f"replay {record.replay_id}: {record.state}, {record.confirmed}/{record.total} "

@@ -21,6 +21,7 @@ from .resources import build_resources
 from .sensors import (
     make_failed_execution_sensor,
     make_replay_run_sensors,
+    make_stale_replay_sensor,
     make_stored_artefacts_sensor,
 )
 
@@ -49,6 +50,7 @@ def build_definitions(
             default_status=recovery_status,
         ),
         *make_replay_run_sensors(replay_job),
+        make_stale_replay_sensor(stale_after=settings.replay_stale_seconds),
         make_stored_artefacts_sensor(
             specs,
             minimum_interval_seconds=settings.discovery_interval,

@@ -93,6 +93,7 @@ class ExecutionStoreResource(_SettingsResource):
     database_url: str = _setting("database_url")
     recovery_max_attempts: int = _setting("recovery_max_attempts")
     progress_every: int = _setting("progress_every")
+    replay_stale_seconds: float = _setting("replay_stale_seconds")
     recovery_settle_seconds: float = _setting("recovery_settle_seconds")
 
     def open(self) -> ExecutionStore:

@@ -11,6 +11,7 @@ __all__ = [
     "failed_execution_requests",
     "make_failed_execution_sensor",
     "make_replay_run_sensors",
+    "make_stale_replay_sensor",
     "make_stored_artefacts_sensor",
 ]
 
@@ -26,6 +27,7 @@ from ..recovery import check_settled, restart_point
 from ..settings import DEFAULTS
 from .discovery import discover
 from .resources import ArtefactStoreResource, ExecutionStoreResource
+from .stale import close_stale_replays
 
 #: Change-log entries read per tick; the cursor advances by what was read.
 BATCH = 1000
@@ -232,6 +234,33 @@ def make_replay_run_sensors(replay_job: dg.JobDefinition) -> list[dg.SensorDefin
         return None
 
     return [replay_failure_sensor, replay_canceled_sensor]
+
+
+def make_stale_replay_sensor(
+    *, stale_after: float, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+) -> dg.SensorDefinition:
+    """``stale_replay_sensor``: replays whose process died are marked FAILED (resumable) and
+    their Dagster runs closed, so a kill -9 never leaves a replay RUNNING (see ``stale``)."""
+
+    @dg.sensor(
+        name="stale_replay_sensor",
+        minimum_interval_seconds=max(5, int(stale_after / 2)),
+        default_status=default_status,
+        description="Marks a RUNNING replay whose publishing process stopped beating (killed) "
+        "FAILED, resumable, with its child execution, and ends its Dagster run FAILURE.",
+    )
+    def stale_replay_sensor(
+        context: dg.SensorEvaluationContext, executions: ExecutionStoreResource
+    ) -> dg.SkipReason:
+        with executions.open() as store:
+            closed = close_stale_replays(
+                context.instance, store, stale_after=executions.replay_stale_seconds
+            )
+        if closed:
+            return dg.SkipReason(f"closed replays whose process died: {', '.join(closed)}")
+        return dg.SkipReason("every RUNNING replay's process is alive")
+
+    return stale_replay_sensor
 
 
 def make_stored_artefacts_sensor(

@@ -131,8 +131,10 @@ class ExecutionsMixin(StoreBase):
         *,
         error: str | None = None,
         only_from: Iterable[ExecutionStatus] | None = None,
+        clear_error: bool = False,
     ) -> bool:
-        """Move the execution to ``status``; with ``only_from``, only from those statuses.
+        """Move the execution to ``status``; with ``only_from``, only from those statuses;
+        ``clear_error`` forgets the last error (a resumed replay's child).
 
         Returns whether the row changed (a conditional update: safe between processes).
         """
@@ -146,6 +148,8 @@ class ExecutionsMixin(StoreBase):
             values["finished_at"] = now
         if error is not None:
             values["error"] = error
+        elif clear_error:
+            values["error"] = None
         if status is ExecutionStatus.FAILED:
             values["failure_count"] = Execution.failure_count + 1
         query = update(Execution).where(Execution.id == execution_id)

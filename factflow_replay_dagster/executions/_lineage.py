@@ -4,17 +4,17 @@ from __future__ import annotations
 
 __all__ = ["LineageMixin", "ProcessedOutcome"]
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidStateError
 from ._base import StoreBase
-from .models import Execution, ProcessedMessage, Stage, utcnow
+from .models import Execution, ProcessedMessage, Stage, StageObject, utcnow
 from .records import ExecutionStatus, StageLineage, StageStatus
 
 #: Execution statuses from which the runtime may (re)start work.
@@ -75,6 +75,14 @@ class LineageMixin(StoreBase):
             row.finished_at = None
             row.error = None
             row.note = note
+            row.manifest = True  # this attempt records each key it stores, from none
+            session.execute(
+                delete(StageObject).where(
+                    StageObject.execution_id == execution.id,
+                    StageObject.route == route,
+                    StageObject.stage == stage,
+                )
+            )
             self._emit(
                 session,
                 execution.id,
@@ -127,9 +135,10 @@ class LineageMixin(StoreBase):
         first_key: str | None = None,
         last_key: str | None = None,
         note: dict[str, Any] | None = None,
+        keys: Iterable[str] | None = None,
     ) -> None:
         """Record a stage whose artefacts someone else stored (a registered execution) as
-        SUCCEEDED with what storage holds."""
+        SUCCEEDED with what storage holds; ``keys`` (what it holds now) become its manifest."""
         with self._tx(events=True) as session:
             from ..snapshot import ConfigSnapshot
 
@@ -156,8 +165,11 @@ class LineageMixin(StoreBase):
                     note=note,
                     first_key=first_key,
                     last_key=last_key,
+                    manifest=keys is not None,
                 )
             )
+            if keys is not None:
+                self._add_keys(session, execution_id, route, stage, keys)
             self._emit(
                 session,
                 execution_id,
@@ -188,6 +200,42 @@ class LineageMixin(StoreBase):
         with self._tx(read=True) as session:
             row = session.get(Stage, (execution_id, route, stage))
             return None if row is None else StageLineage.model_validate(row)
+
+    def manifest_keys(self, execution_id: str, route: str, stage: str) -> Iterator[str]:
+        """The keys the stage recorded storing, in storage's order (bytewise, as S3 lists);
+        streamed, so memory does not grow with the stage. Meaningful when its lineage says
+        ``manifest``."""
+        key = StageObject.key
+        if self.dialect == "postgresql":
+            key = key.collate("C")  # type: ignore[assignment]  # bytewise, as S3 lists
+        query = (
+            select(StageObject.key)
+            .where(
+                StageObject.execution_id == execution_id,
+                StageObject.route == route,
+                StageObject.stage == stage,
+            )
+            .order_by(key)
+            .execution_options(yield_per=10_000)
+        )
+        with self._tx(read=True) as session:
+            yield from session.scalars(query)
+
+    def _add_keys(
+        self, session: Session, execution_id: str, route: str, stage: str, keys: Iterable[str]
+    ) -> None:
+        """Add ``keys`` to the stage's manifest (a key stored twice is listed once)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        chunk: list[dict[str, str]] = []
+        for key in keys:
+            chunk.append({"execution_id": execution_id, "route": route, "stage": stage, "key": key})
+            if len(chunk) == 5_000:
+                session.execute(insert(StageObject).on_conflict_do_nothing(), chunk)
+                chunk = []
+        if chunk:
+            session.execute(insert(StageObject).on_conflict_do_nothing(), chunk)
 
     def is_processed(
         self, execution_id: str, route: str, stage: str, attempt: int, message_id: str
@@ -277,6 +325,8 @@ class LineageMixin(StoreBase):
             row.inputs_processed += 1
             row.artefact_count += artefacts
             row.bytes += size
+            if keys and row.manifest:
+                self._add_keys(session, execution_id, route, stage, keys)
             if keys:
                 row.first_key = min(keys) if row.first_key is None else min(row.first_key, *keys)
                 row.last_key = max(keys) if row.last_key is None else max(row.last_key, *keys)

@@ -11,6 +11,7 @@ __all__ = [
     "Recovery",
     "Replay",
     "Stage",
+    "StageObject",
 ]
 
 from datetime import UTC, datetime
@@ -106,6 +107,20 @@ class Stage(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     note: Mapped[dict[str, Any] | None]
+    #: Whether ``stage_objects`` holds every key this attempt stored (its manifest).
+    manifest: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StageObject(Base):
+    """One key a stage stored: the stage's manifest, so a replay of any selection can tell
+    exactly which of its objects storage lost."""
+
+    __tablename__ = "stage_objects"
+
+    execution_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    route: Mapped[str] = mapped_column(ID, primary_key=True)
+    stage: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(KEY, primary_key=True)
 
 
 class ProcessedMessage(Base):
@@ -146,6 +161,9 @@ class Replay(Base):
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    #: When the publishing process last said it is alive, and which process it is.
+    heartbeat_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(255))
 
 
 class Recovery(Base):

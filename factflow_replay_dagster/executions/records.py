@@ -83,6 +83,7 @@ class StageLineage(_Record):
     finished_at: datetime | None
     error: str | None
     note: dict[str, Any] | None
+    manifest: bool = False
 
 
 class ReplayRecord(_Record):
@@ -107,6 +108,8 @@ class ReplayRecord(_Record):
     updated_at: datetime
     finished_at: datetime | None
     error: str | None
+    heartbeat_at: datetime | None = None
+    owner: str | None = None
 
 
 class RecoveryRecord(_Record):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 __all__ = ["ExecutionStore"]
 
-from ._executions import ExecutionsMixin
 from ._recoveries import RecoveriesMixin
 from ._replays import ReplaysMixin
 
 
-class ExecutionStore(ExecutionsMixin, RecoveriesMixin, ReplaysMixin):
+class ExecutionStore(ReplaysMixin, RecoveriesMixin):
     """SQLAlchemy 2 store; SQLite file by default, PostgreSQL by URL; migrated by Alembic.
 
     Safe for concurrent writers in several processes: SQLite runs in WAL mode with

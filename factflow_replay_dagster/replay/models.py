@@ -32,6 +32,25 @@ RESUME_DESCRIPTION = (
 )
 
 
+def _glob(pattern: str | None) -> str | None:
+    """A ``match`` glob as ``fnmatch`` reads it; a ``[`` that opens no set is refused (fnmatch
+    would take it literally and match nothing you meant)."""
+    if pattern is None:
+        return None
+    index = 0
+    while (index := pattern.find("[", index)) != -1:
+        end = index + 1
+        if end < len(pattern) and pattern[end] == "!":
+            end += 1
+        if end < len(pattern) and pattern[end] == "]":
+            end += 1
+        close = pattern.find("]", end)
+        if close == -1:
+            raise ValueError(f"{pattern!r} opens a [set] at position {index} and never closes it")
+        index = close + 1
+    return pattern
+
+
 def new_replay_id(run_id: str | None = None) -> str:
     """The one way a replay id is made: named after the Dagster run that starts the replay
     (its root run, shared by the run's retries, so a retry resumes instead of sending again),
@@ -63,7 +82,7 @@ class ReplayRequest(BaseModel):
     source_route: RouteId | None = Field(
         default=None, description="The route holding from_stage; only needed if it is ambiguous."
     )
-    match: str | None = Field(
+    match: Annotated[str | None, AfterValidator(_glob)] = Field(
         default=None, max_length=256, description="Glob on object names, e.g. 'news-00*.json'."
     )
     limit: int | None = Field(default=None, ge=1, description="Replay at most this many artefacts.")
@@ -101,6 +120,10 @@ class ReplayRequest(BaseModel):
 _SET_BY_THE_RUNNER = frozenset({"requested_by", "dagster_run_id"})
 
 
+#: How a plan knows nothing it replays was lost (see ``ReplayPlan.completeness``).
+Completeness = Literal["manifest", "count", "unknown"]
+
+
 class ReplayPlan(BaseModel):
     """The checked plan: route resolved from the parent's snapshot, artefacts listed."""
 
@@ -124,6 +147,13 @@ class ReplayPlan(BaseModel):
     limit: int | None = None
     resume_after: str | None = Field(default=None, description="Resume: last confirmed key.")
     already_confirmed: int = 0
+    completeness: Completeness = Field(
+        default="unknown",
+        description="How the plan knows nothing is missing: 'manifest', every selected key the "
+        "stage recorded is stored; 'count', as many objects as lineage counted (an unfiltered "
+        "replay of a stage without a manifest); 'unknown', neither could be checked (a "
+        "filtered replay of a stage without a manifest, or an execution never recorded).",
+    )
 
 
 class ReplayProgress(BaseModel):

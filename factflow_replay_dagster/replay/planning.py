@@ -20,7 +20,8 @@ from ..layout import stage_prefix
 from ..queues.base import QueuePublisher
 from ..snapshot import ConfigSnapshot
 from ..storage.base import ArtefactStore, ObjectInfo
-from .models import ReplayPlan, ReplayRequest
+from ._tally import Tally
+from .models import Completeness, ReplayPlan, ReplayRequest
 
 T = TypeVar("T")
 
@@ -91,8 +92,9 @@ def plan_replay(
     """Check everything a replay needs and describe it; nothing is created or published.
 
     Raises, naming the culprit: unknown execution, stage, route (resolved from the parent's
-    own snapshot only); a missing queue; an unfinished source stage; no artefacts; fewer
-    artefacts in storage than the stage's lineage recorded.
+    own snapshot only); a missing queue; an unfinished source stage; no artefacts; an object
+    the stage's manifest lists (for any selection) or, without one, fewer objects than its
+    lineage counted (unfiltered only: the plan's ``completeness`` says which check ran).
     """
     parent = executions.get_execution(request.source_execution_id)
     snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
@@ -110,16 +112,33 @@ def plan_replay(
             "recover the execution first"
         )
 
-    count = size = 0
-    first = last = None
-    largest: ObjectInfo | None = None
+    manifest = lineage is not None and lineage.manifest
+    expected = None
+    if manifest:
+        recorded = executions.manifest_keys(parent.id, source_route, request.from_stage)
+        expected = _selected(
+            recorded,
+            lambda key: key,
+            prefix,
+            match=request.match,
+            limit=request.limit,
+            stop_at=None,
+        )
+    tally = Tally(expected)
     for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
-        count += 1
-        size += info.size
-        first = first or info.key
-        last = info.key
-        if largest is None or info.size > largest.size:
-            largest = info
+        tally.add(info)
+    tally.finish()
+    count, size, first, last = tally.count, tally.bytes, tally.first, tally.last
+    largest = tally.largest
+    if tally.missing:
+        raise IncompleteArtefactsError(
+            artefacts.location,
+            prefix,
+            recorded=tally.expected or 0,
+            stored=(tally.expected or 0) - tally.missing,
+            missing=tally.missing,
+            first_missing=tally.first_missing,
+        )
     if largest is not None and largest.size > publisher.max_message_bytes:
         raise MessageTooLargeError(
             largest.key, largest.size, publisher.max_message_bytes, publisher.broker
@@ -133,10 +152,17 @@ def plan_replay(
             f"storage now holds {count} that match: they changed, so it cannot resume exactly"
         )
     unfiltered = request.match is None and request.limit is None
-    if lineage is not None and unfiltered and count < lineage.artefact_count:
-        raise IncompleteArtefactsError(
-            artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
-        )
+    completeness: Completeness
+    if manifest:
+        completeness = "manifest"
+    elif lineage is not None and unfiltered:
+        completeness = "count"
+        if count < lineage.artefact_count:
+            raise IncompleteArtefactsError(
+                artefacts.location, prefix, recorded=lineage.artefact_count, stored=count
+            )
+    else:
+        completeness = "unknown"
 
     plan = ReplayPlan(
         source_execution_id=parent.id,
@@ -157,5 +183,6 @@ def plan_replay(
         limit=request.limit,
         resume_after=None if resume is None else resume.last_confirmed_key,
         already_confirmed=0 if resume is None else resume.confirmed,
+        completeness=completeness,
     )
     return plan, snapshot

@@ -8,6 +8,9 @@ from __future__ import annotations
 __all__ = ["DetachedReplayService"]
 
 import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -34,8 +37,41 @@ from .planning import plan_replay, select_keys
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ReplayProgress], None]
-_RESUMABLE = {ReplayState.PLANNED, ReplayState.RUNNING, ReplayState.CANCELLED, ReplayState.FAILED}
+_RESUMABLE = {ReplayState.PLANNED, ReplayState.CANCELLED, ReplayState.FAILED}
+#: Who publishes, as the replay record shows it: this host and process.
+_OWNER = f"{socket.gethostname()} pid {os.getpid()}"
 _SAME_ON_RESUME = ("source_execution_id", "from_stage", "to_route", "match", "limit")
+#: What a resume that does not say otherwise keeps from the replay it continues.
+_KEPT_ON_RESUME = ("rate", "reason", "source_route")
+
+
+class _Heartbeat:
+    """Says the replay's process is alive, from a thread, every ``every`` seconds while it
+    publishes (also while the broker blocks or a rate holds it back): a replay whose record
+    stops beating was killed, and can be resumed (see ``fail_stale_replays``)."""
+
+    def __init__(self, executions: ExecutionStore, replay_id: str, *, every: float) -> None:
+        self._executions = executions
+        self._replay_id = replay_id
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{replay_id}", daemon=True
+        )
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._every + 5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._executions.beat_replay(self._replay_id)
+            except FactflowReplayError as exc:  # the publish path fails on its next save
+                log.warning("replay %s: heartbeat not saved: %s", self._replay_id, exc)
 
 
 class _Run:
@@ -84,6 +120,18 @@ class _Run:
         )
 
 
+def _continuing(request: ReplayRequest, record: ReplayRecord) -> ReplayRequest:
+    """A resume's request: what it leaves unset (the rate, the reason) is what the replay
+    was started with; what it sets (say, a new rate) applies from now on."""
+    stored = ReplayRequest.model_validate(record.request)
+    kept = {
+        name: getattr(stored, name)
+        for name in _KEPT_ON_RESUME
+        if getattr(request, name) is None and getattr(stored, name) is not None
+    }
+    return request.model_copy(update=kept) if kept else request
+
+
 class DetachedReplayService:
     """Replays a parent execution's stored artefacts of one stage into a route's queue.
 
@@ -101,12 +149,14 @@ class DetachedReplayService:
         publisher: QueuePublisher,
         progress_every: int = DEFAULTS.progress_every,
         read_ahead: int = 16,
+        stale_after: float = DEFAULTS.replay_stale_seconds,
     ) -> None:
         self.artefacts = artefacts
         self.executions = executions
         self.publisher = publisher
         self.progress_every = progress_every
         self.read_ahead = read_ahead
+        self.stale_after = stale_after
 
     def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
         """Resolve, check and list (for a resume: what is left); publish and create nothing."""
@@ -133,6 +183,8 @@ class DetachedReplayService:
         running the same request again (a Dagster run retry) never re-sends what was confirmed.
         """
         resume = self._resume_target(request, resume_replay_id)
+        if resume is not None:
+            request = _continuing(request, resume)
         if plan is None:
             plan, snapshot = self._plan(request, resume)
         else:
@@ -146,6 +198,7 @@ class DetachedReplayService:
             ReplayState.RUNNING,
             child_execution_id=run.child_id,
             dagster_run_id=request.dagster_run_id,
+            owner=_OWNER,
         )
         log.info(
             "replay %s: %d artefacts of %s/%s from %s into %s (queue %s)%s",
@@ -159,7 +212,8 @@ class DetachedReplayService:
             f", resuming after {run.confirmed}" if resume else "",
         )
         try:
-            return self._publish(run, should_stop, rate=request.rate)
+            with _Heartbeat(self.executions, run.replay_id, every=self.stale_after / 10):
+                return self._publish(run, should_stop, rate=request.rate)
         except FactflowReplayError as exc:
             self._save(run)
             self._fail(run, str(exc))
@@ -209,6 +263,18 @@ class DetachedReplayService:
 
     def _resumable(self, request: ReplayRequest, replay_id: str) -> ReplayRecord:
         record = self.executions.get_replay(replay_id)
+        if record.state is ReplayState.RUNNING:
+            # Resumable only if its process is gone (no heartbeat): it is then marked FAILED.
+            if not self.executions.fail_stale_replays(
+                stale_after=self.stale_after, replay_id=replay_id
+            ):
+                raise InvalidStateError(
+                    f"replay {replay_id!r} is RUNNING: its process"
+                    + (f" ({record.owner})" if record.owner else "")
+                    + " is still publishing (it beats every few seconds); cancel its Dagster "
+                    f"run {record.dagster_run_id or ''} first, or wait for it to end"
+                )
+            record = self.executions.get_replay(replay_id)
         if record.state not in _RESUMABLE:
             raise InvalidStateError(f"replay {replay_id!r} is {record.state}: nothing to resume")
         stored = ReplayRequest.model_validate(record.request)
@@ -266,11 +332,13 @@ class DetachedReplayService:
         return record
 
     def _reopen(self, record: ReplayRecord) -> ReplayRecord:
+        """The child goes back to PENDING, its cancel or failure message gone with it."""
         if record.child_execution_id is not None:
             self.executions.set_status(
                 record.child_execution_id,
                 ExecutionStatus.PENDING,
                 only_from=[ExecutionStatus.CANCELLED, ExecutionStatus.FAILED],
+                clear_error=True,
             )
         return record
 
@@ -309,6 +377,7 @@ class DetachedReplayService:
                 error=f"replay {run.replay_id} cancelled after {run.confirmed} of {plan.count} "
                 "artefacts; resume it to continue",
             )
+            self._update_source(run)
             log.info("replay %s cancelled at %d/%d", run.replay_id, run.confirmed, plan.count)
             return run.result("CANCELLED")
         if run.confirmed != plan.count:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from support.replay_cases import bad_inputs
 from support.worlds import World, news_world
 
@@ -18,6 +19,7 @@ from factflow_replay_dagster.errors import (
     QueueNotFoundError,
 )
 from factflow_replay_dagster.executions import ExecutionStatus, ReplayState
+from factflow_replay_dagster.executions.models import Stage
 from factflow_replay_dagster.layout import stage_prefix
 from factflow_replay_dagster.messages import Headers, artefact_message_id
 from factflow_replay_dagster.pipelines import sample_config
@@ -202,9 +204,60 @@ def test_a_lost_artefact_fails_the_plan(world: World, queue: EmbeddedQueue, tmp_
             store.write(info.key, world.components.artefacts.read(info.key))
     service = world.service()
     service.artefacts = store
-    with pytest.raises(IncompleteArtefactsError, match=r"recorded 240 .* holds 239"):
+    with pytest.raises(IncompleteArtefactsError, match=r"recorded 240 .* holds 239 of them"):
         service.run(ReplayRequest.parse(world.good_request()))
     assert queue.depth("news.enrich") == 0
+
+
+@pytest.mark.parametrize(
+    "selection", [{"match": "news-01*"}, {"limit": 150}, {"match": "news-0*", "limit": 120}, {}]
+)
+def test_a_lost_artefact_fails_any_selection_that_holds_it(
+    world: World, queue: EmbeddedQueue, tmp_path: Path, selection: dict[str, object]
+) -> None:
+    """The stage's manifest (the keys it recorded storing) makes completeness exact for a
+    filtered replay too, not only for the whole stage."""
+    store = LocalArtefactStore(tmp_path / "copy")
+    prefix = stage_prefix(world.parent.id, "ingest", "parse")
+    for info in world.components.artefacts.list(prefix):
+        if not info.key.endswith("news-0100.json"):
+            store.write(info.key, world.components.artefacts.read(info.key))
+    service = world.service()
+    service.artefacts = store
+    request = ReplayRequest.parse(world.good_request(**selection))
+    with pytest.raises(IncompleteArtefactsError, match=r"1 missing \(the first: .*news-0100") as e:
+        service.plan(request)
+    assert e.value.exit_code == 3
+    assert queue.depth("news.enrich") == 0
+    # A selection that does not hold the lost object is complete, and says how it knows.
+    plan = service.plan(ReplayRequest.parse(world.good_request(match="news-02*")))
+    assert (plan.count, plan.completeness) == (41, "manifest")  # news-0200 .. news-0240
+
+
+def test_without_a_manifest_a_filtered_plan_says_completeness_is_unknown(
+    world: World, queue: EmbeddedQueue
+) -> None:
+    service = world.service()
+    assert service.plan(ReplayRequest.parse(world.good_request())).completeness == "manifest"
+    executions = world.components.executions
+    with executions._tx() as session:  # an execution recorded before manifests existed
+        session.execute(
+            update(Stage)
+            .where(Stage.execution_id == world.parent.id, Stage.stage == "parse")
+            .values(manifest=False)
+        )
+    try:
+        filtered = service.plan(ReplayRequest.parse(world.good_request(match="news-01*")))
+        whole = service.plan(ReplayRequest.parse(world.good_request()))
+    finally:
+        with executions._tx() as session:
+            session.execute(
+                update(Stage)
+                .where(Stage.execution_id == world.parent.id, Stage.stage == "parse")
+                .values(manifest=True)
+            )
+    assert (filtered.count, filtered.completeness) == (100, "unknown")
+    assert whole.completeness == "count"
 
 
 def test_an_artefact_bigger_than_the_broker_takes_fails_the_plan(

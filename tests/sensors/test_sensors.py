@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlalchemy import update
 from support.worlds import NEWS_STAGES
 
 from factflow_replay_dagster.defs.definitions import build_definitions
 from factflow_replay_dagster.defs.resources import ExecutionStoreResource
 from factflow_replay_dagster.executions import ExecutionStatus, ExecutionStore, ReplayState
+from factflow_replay_dagster.executions.models import Replay
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
@@ -235,3 +238,59 @@ def test_replay_failure_sensor_marks_a_crashed_replay_and_its_child_failed(
         again = sensor(context)  # nothing left RUNNING: a skip that says so
         assert isinstance(again, dg.SkipReason)
         assert result.run_id in (again.skip_message or "")
+
+
+def test_stale_replay_sensor_closes_a_replay_whose_process_died(defs, resources, store) -> None:
+    """A kill -9 leaves the replay RUNNING and its run STARTED; once its heartbeat is older
+    than the stale time the sensor marks the replay FAILED (resumable) and fails the run."""
+    snapshot = ConfigSnapshot.load(sample_config("news"))
+    store.create_execution("parent", snapshot)
+    store.create_execution("child-y", snapshot, parent_id="parent", origin="replay")
+    sensor = defs.resolve_sensor_def("stale_replay_sensor")
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(
+            defs.resolve_job_def("replay_job"),
+            run_config={"source_execution_id": "parent", "from_stage": "p", "to_route": "r"},
+        )
+        instance.run_storage.handle_run_event(  # started by a worker that then died
+            run.run_id,
+            dg.DagsterEvent(
+                event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name
+            ),
+        )
+        assert instance.get_run_by_id(run.run_id).status is dg.DagsterRunStatus.STARTED
+        store.create_replay(
+            "replay-y",
+            source_execution_id="parent",
+            source_route="ingest",
+            from_stage="parse",
+            to_route="enrich",
+            queue="news.enrich",
+            request={},
+            total=10,
+            bytes_total=10,
+            first_key="a",
+            last_key="b",
+            child_execution_id="child-y",
+            dagster_run_id=run.run_id,
+        )
+        store.set_replay_state("replay-y", ReplayState.RUNNING, owner="host pid 1")
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        alive = sensor(context)
+        assert "alive" in str(alive.skip_message)  # a fresh heartbeat: left alone
+        assert store.get_replay("replay-y").state is ReplayState.RUNNING
+        with store._tx() as session:  # its process stopped beating long ago
+            session.execute(
+                update(Replay)
+                .where(Replay.replay_id == "replay-y")
+                .values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+        closed = sensor(context)
+        assert "replay-y" in str(closed.skip_message)
+        replay = store.get_replay("replay-y")
+        assert replay.state is ReplayState.FAILED
+        assert "host pid 1" in (replay.error or "")
+        assert store.get_execution("child-y").status is ExecutionStatus.FAILED
+        after = instance.get_run_by_id(run.run_id)
+        assert after is not None
+        assert after.status is dg.DagsterRunStatus.FAILURE

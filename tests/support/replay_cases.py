@@ -74,6 +74,9 @@ def bad_inputs(parent: str) -> list[BadInput]:
         ),
         BadInput("too-long", {"to_route": "r" * 200}, errors.InvalidIdError, "at most 128", 2),
         BadInput(
+            "unclosed-glob-set", {"match": "news-[0"}, errors.InvalidInputError, "never closes", 2
+        ),
+        BadInput(
             "nothing-matches",
             {"match": "nothing-*.json"},
             errors.NoArtefactsError,

@@ -48,7 +48,7 @@ class World:
     news: ConfigSnapshot
     parent: ExecutionRecord
 
-    def service(self, **options: int) -> DetachedReplayService:
+    def service(self, **options: float) -> DetachedReplayService:
         c = self.components
         return DetachedReplayService(
             artefacts=c.artefacts, executions=c.executions, publisher=c.publisher, **options

@@ -24,6 +24,7 @@ from ...replay import (
 from ..assets import executions_partitions, source_partition_path, stage_asset_key
 from ..progress import ProgressSink
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
+from ..stale import close_stale_replays
 from ._common import (
     add_run_tags,
     as_dagster_failure,
@@ -86,6 +87,7 @@ def _plan_metadata(plan: ReplayPlan) -> dict[str, Any]:
         "last_key": plan.last_key,
         "location": plan.location,
         "already_confirmed": plan.already_confirmed,
+        "completeness": plan.completeness,
     }
 
 
@@ -95,6 +97,7 @@ def _service(components: Components, executions: ExecutionStoreResource) -> Deta
         executions=components.executions,
         publisher=components.publisher,
         progress_every=executions.progress_every,
+        stale_after=executions.replay_stale_seconds,
     )
 
 
@@ -113,6 +116,13 @@ def plan_replay(
     with as_dagster_failure(), opened(artefacts, executions, queue) as components:
         request = config.to_request(context)
         service = _service(components, executions)
+        if config.resume_replay_id:  # its process died? then its run ends here, not never
+            close_stale_replays(
+                context.instance,
+                components.executions,
+                stale_after=executions.replay_stale_seconds,
+                replay_id=config.resume_replay_id,
+            )
         plan = service.plan(request, resume_replay_id=config.resume_replay_id)
     add_run_tags(
         context,
@@ -128,6 +138,12 @@ def plan_replay(
         f"{plan.from_stage} from {plan.source_execution_id} into route {plan.to_route} "
         f"(queue {plan.queue} from the parent's snapshot), {plan.first_key} .. {plan.last_key}"
     )
+    if plan.completeness == "unknown":
+        context.log.warning(
+            f"completeness unknown: {plan.source_route}/{plan.from_stage} of "
+            f"{plan.source_execution_id} has no manifest, so a filtered replay cannot tell "
+            "whether storage lost some of the selected objects"
+        )
     yield dg.Output(plan, output_name="plan", metadata=_plan_metadata(plan))
 
 
