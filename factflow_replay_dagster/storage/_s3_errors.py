@@ -75,9 +75,12 @@ class S3ErrorTranslator:
         text = str(exc)
         code = _group(_CODE, text)
         status = _group(_STATUS, text)
-        where = f"while trying to {action} {key!r} in bucket {self.bucket!r} ({self.location})"
         if code == "NoSuchBucket" or (action == "write" and isinstance(exc, FileNotFoundError)):
-            return StorageError(f"S3 bucket {self.bucket!r} does not exist ({where})")
+            return StorageError(
+                f"S3 bucket {self.bucket!r} does not exist (while trying to {action} {key!r} "
+                f"in {self.location})"
+            )
+        where = f"while trying to {action} {key!r} in bucket {self.bucket!r} ({self.location})"
         if isinstance(exc, FileNotFoundError) and (code in _NOT_FOUND_CODES or not code):
             return ArtefactNotFoundError(self.location, key)
         retries = _group(_RETRIES, text)
