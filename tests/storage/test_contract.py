@@ -136,6 +136,8 @@ def test_lists_5000_keys_in_order_across_pages(big: Backend, counting_proxy: Cou
     if big.config is not None:
         assert all(call.method == "GET" and "list-type=2" in call.path for call in calls)
         assert len(calls) == -(-len(BIG_KEYS) // big.page_size)  # 5 pages of at most 1,000
+        assert next(counted(big, counting_proxy).list("")).key == min(BIG_KEYS)
+        assert len(calls) == 1  # page by page: the first key needs only the first page
     # Locally each stage folder holds 834 objects: two scandir windows of at most 700.
 
 
