@@ -1,83 +1,35 @@
-"""The S3 store's own promises, beyond the contract: settings alone decide (credentials,
-endpoint, attempts, CA bundle), errors name bucket and key and never a secret, and reads ahead
-stay bounded. Real servers throughout: SeaweedFS (one that checks signatures), and loopback
-stubs where a test needs an answer SeaweedFS will not give (403, 500, TLS, silence)."""
+"""How settings reach obstore: the S3 client takes the settings' endpoint, keys, attempts and
+CA bundle, whatever else the environment says. Real servers throughout: a SeaweedFS that
+checks signatures, and loopback stubs where a test needs an answer SeaweedFS will not give."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.http_stub import Answer, Request, StubS3, s3_error
-from support.servers._proc import free_port
+from support.http_stub import StubS3, s3_error
+from support.s3_cases import (
+    KEY,
+    SECRET,
+    TOKEN,
+    actions,
+    assert_names_bucket_and_key_only,
+    ok,
+    stub_config,
+)
 from support.servers.seaweedfs import SeaweedFSServer
 
 from factflow_replay_dagster.connect import open_artefact_store
-from factflow_replay_dagster.errors import (
-    ArtefactNotFoundError,
-    InvalidIdError,
-    SettingsError,
-    StorageError,
-)
+from factflow_replay_dagster.errors import ArtefactNotFoundError, SettingsError, StorageError
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.storage import S3ArtefactStore, S3Config
-
-KEY = "executions/e1/r/s/a.json"
-SECRET = "very-secret-" + uuid.uuid4().hex
-TOKEN = "token-" + SECRET
-
-
-def stub_config(url: str, **changes: Any) -> S3Config:
-    """Explicit keys, one attempt and short timeouts: a stub answers at once or never."""
-    fields: dict[str, Any] = {
-        "endpoint_url": url,
-        "aws_access_key_id": "AKIDEXPLICIT",
-        "aws_secret_access_key": SECRET,
-        "aws_session_token": TOKEN,
-        "max_attempts": 1,
-        "connect_timeout": 2.0,
-        "read_timeout": 1.0,
-        "request_timeout": 2.0,
-    }
-    return S3Config(**(fields | changes))
-
-
-def ok(body: bytes = b"xyz", etag: str = '"abc"') -> Callable[[Request], Answer]:
-    def answer(request: Request) -> Answer:
-        headers = {"ETag": etag, "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}
-        return 200, headers, body
-
-    return answer
-
-
-def actions(store: S3ArtefactStore) -> dict[str, Callable[[str], object]]:
-    return {
-        "read": store.read,
-        "stat": store.stat,
-        "list": lambda key: list(store.list(key)),
-        "write": lambda key: store.write(key, b"x"),
-        "read_many": lambda key: list(store.read_many([key])),
-    }
-
-
-def assert_names_bucket_and_key_only(error: StorageError, bucket: str, key: str) -> str:
-    message = str(error)
-    assert bucket in message
-    assert key in message
-    for secret in (SECRET, TOKEN, "pw-" + SECRET[-8:]):
-        assert secret not in message
-    return message
-
 
 # -- importing ---------------------------------------------------------------------------------
 
@@ -271,130 +223,3 @@ def test_a_missing_or_non_pem_ca_bundle_is_refused_at_start(tmp_path: Path) -> N
             open_artefact_store(settings)
         assert str(path) in str(caught.value)
         assert caught.value.exit_code == 2
-
-
-# -- errors --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        (s3_error(403, "AccessDenied", "Access Denied"), "AccessDenied"),
-        (s3_error(404, "NoSuchBucket", "The specified bucket does not exist"), "does not exist"),
-        (s3_error(400, "InvalidRequest", "Bad thing"), "InvalidRequest"),
-    ],
-)
-def test_refusals_name_bucket_and_key(answer: Answer, expected: str) -> None:
-    with StubS3(lambda _: answer) as stub:
-        store = S3ArtefactStore(stub_config(stub.url), "some-bucket", prefix="p")
-        for name, action in actions(store).items():
-            with pytest.raises(StorageError) as caught:
-                action(KEY)
-            message = assert_names_bucket_and_key_only(caught.value, "some-bucket", KEY)
-            if name == "stat":  # a HEAD answer has no body: only the status is known, and a
-                # 404 reads as a missing object (a missing bucket too, as it did with boto3)
-                assert isinstance(caught.value, ArtefactNotFoundError) == (answer[0] == 404)
-                continue
-            assert not isinstance(caught.value, ArtefactNotFoundError), name
-            assert expected in message, (name, message)
-
-
-def test_unreachable_and_silent_servers_name_bucket_and_key() -> None:
-    dead = f"http://user:pw-{SECRET[-8:]}@127.0.0.1:{free_port()}"
-    store = S3ArtefactStore(stub_config(dead), "dead-bucket")
-    for name, action in actions(store).items():
-        with pytest.raises(StorageError) as caught:
-            action(KEY)
-        message = assert_names_bucket_and_key_only(caught.value, "dead-bucket", KEY)
-        assert "could not connect" in message, name
-        assert "user:***@127.0.0.1" in message
-
-    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        store = S3ArtefactStore(stub_config(url), "silent-bucket")
-        started = time.monotonic()
-        with pytest.raises(StorageError, match="timed out") as caught:
-            store.read(KEY)
-        assert time.monotonic() - started < 10
-    assert_names_bucket_and_key_only(caught.value, "silent-bucket", KEY)
-
-
-def test_a_key_obstore_cannot_name_is_refused_before_any_io() -> None:
-    with StubS3(ok()) as stub:
-        store = S3ArtefactStore(stub_config(stub.url), "b")
-        for action in (store.read, store.stat, lambda key: store.write(key, b"x")):
-            with pytest.raises(InvalidIdError):
-                action("executions/e1/r/s/a\x01b")
-        assert stub.requests == []
-
-
-# -- reading ahead -------------------------------------------------------------------------------
-
-
-def test_read_many_gives_the_etag_the_get_answered() -> None:
-    """S3's ETag of a multipart object is not an MD5; read_many passes on what S3 says."""
-    with StubS3(ok(b"body", etag='"0123abcd-2"')) as stub:
-        store = S3ArtefactStore(stub_config(stub.url), "b")
-        (stored,) = store.read_many([KEY])
-    assert (stored.key, stored.etag, stored.data) == (KEY, "0123abcd-2", b"body")
-
-
-def test_read_many_keeps_at_most_concurrency_reads_in_flight() -> None:
-    gate = threading.Event()
-    lock = threading.Lock()
-    running = peak = 0
-
-    def held(request: Request) -> Answer:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        gate.wait(10)
-        with lock:
-            running -= 1
-        return ok(request.path.encode())(request)
-
-    keys = [f"executions/e1/r/s/obj-{i:03d}" for i in range(40)]
-    with StubS3(held) as stub:
-        store = S3ArtefactStore(stub_config(stub.url, request_timeout=20, read_timeout=20), "b")
-        reader = store.read_many(keys, concurrency=4)
-        first: list[bytes] = []
-        consumer = threading.Thread(target=lambda: first.append(next(reader).data))
-        consumer.start()
-        deadline = time.monotonic() + 5
-        while len(stub.requests) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # time for a fifth request, if one were to come
-        assert len(stub.requests) == 4  # nothing more was asked for while those wait
-        gate.set()
-        consumer.join(10)
-        rest = [stored.data for stored in reader]
-    assert peak <= 4
-    assert [*first, *rest] == [f"/b/{key}".encode() for key in keys]
-
-
-# -- listing -------------------------------------------------------------------------------------
-
-
-@pytest.mark.s3
-def test_string_prefixes_list_what_s3_would(seaweedfs_server: SeaweedFSServer) -> None:
-    """obstore lists by path segment; the store gives S3's string prefixes back (its folder
-    listed from just before the prefix, stopped past it), whatever the server's order.
-
-    After ``start_after`` SeaweedFS resumes in its own walk order, so there only "nothing
-    before the cursor, nothing outside the prefix" is asserted (the contract's xfails cover
-    the order itself).
-    """
-    keys = ["t/s/obj", "t/s-x/obj", "t/s.y", "t/s0", "t/a.b", "t/a/b", "t/ab", "t/~", "t/é/x"]
-    keys += ["t/s-/z", "t/r/deep/key", "t/sz"]
-    bucket = seaweedfs_server.create_bucket(f"prefixes-{uuid.uuid4().hex[:12]}")
-    with S3ArtefactStore(seaweedfs_server.config(), bucket, prefix="p") as store:
-        for key in keys:
-            store.write(key, b"1")
-        prefixes = ["t/s", "t/s-", "t/s.", "t/s0", "t/s/", "t/a", "t/a.", "t/", "t", ""]
-        for prefix in [*prefixes, "t/é", "t/~", "t/r/d", "t/zz", "t/s-x/o"]:
-            expected = sorted(key for key in keys if key.startswith(prefix))
-            assert sorted(store.list_keys(prefix)) == expected, prefix
-            for after in expected[:3]:
-                got = list(store.list_keys(prefix, start_after=after))
-                assert set(got) <= {key for key in expected if key > after}, (prefix, after)
