@@ -80,7 +80,7 @@ def main() -> None:
                 (
                     "S3 (SeaweedFS)",
                     S3ArtefactStore(
-                        seaweed.client(), seaweed.create_bucket("bench-replay"), prefix="p"
+                        seaweed.config(), seaweed.create_bucket("bench-replay"), prefix="p"
                     ),
                 )
             )

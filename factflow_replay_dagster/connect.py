@@ -22,7 +22,7 @@ __all__ = [
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import unquote, urlsplit
 
 from ._closing import Closing
@@ -32,11 +32,19 @@ from .queues.base import QueueConsumer, QueuePublisher, RetryPolicy
 from .redaction import redact_url
 from .settings import Settings
 from .storage.base import ArtefactStore
-from .storage.s3 import S3Config
+
+if TYPE_CHECKING:
+    from .storage.s3 import S3Config
 
 
 def s3_config(settings: Settings) -> S3Config:
-    """How to reach S3, from the settings' standard AWS variables: the one mapping."""
+    """How to reach S3, from the settings' standard AWS variables: the one mapping.
+
+    Reads nothing else: ``S3ArtefactStore`` passes all of it to obstore explicitly, so
+    ``AWS_*`` variables the settings did not take cannot override it.
+    """
+    from .storage.s3 import S3Config
+
     secret = settings.aws_secret_access_key
     token = settings.aws_session_token
     return S3Config(
@@ -45,7 +53,7 @@ def s3_config(settings: Settings) -> S3Config:
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=secret.get_secret_value() if secret is not None else None,
         aws_session_token=token.get_secret_value() if token is not None else None,
-        verify=settings.aws_ca_bundle,
+        ca_bundle=settings.aws_ca_bundle,
         max_attempts=settings.aws_max_attempts,
     )
 
@@ -72,12 +80,11 @@ def open_artefact_store(settings: Settings) -> ArtefactStore:
                 f"FACTFLOW_STORAGE_URL is not a local file URL: {redact_url(url)!r}"
             )
         return LocalArtefactStore(Path(unquote(parts.path)))
-    from .storage.s3 import S3ArtefactStore, make_s3_client
+    from .storage.s3 import S3ArtefactStore
 
     if not parts.netloc:
         raise SettingsError(f"FACTFLOW_STORAGE_URL names no S3 bucket: {redact_url(url)!r}")
-    client = make_s3_client(s3_config(settings))
-    return S3ArtefactStore(client, parts.netloc, prefix=parts.path.lstrip("/"), close_client=True)
+    return S3ArtefactStore(s3_config(settings), parts.netloc, prefix=parts.path.lstrip("/"))
 
 
 def _embedded_queue_path(url: str) -> Path:

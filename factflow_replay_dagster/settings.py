@@ -191,7 +191,9 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"),
-        description="S3 access key id (default: the AWS credential chain).",
+        description="S3 access key id; with its secret, the only credentials used (default: "
+        "obstore's chain: web identity, ECS and EKS roles, EC2 instance metadata; no ~/.aws "
+        "profiles).",
     )
     aws_secret_access_key: SecretStr | None = Field(
         default=None,
@@ -206,7 +208,8 @@ class Settings(BaseSettings):
     aws_ca_bundle: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AWS_CA_BUNDLE"),
-        description="CA certificates (a PEM file) trusted for S3 over TLS (default: the system's).",
+        description="CA certificates (a PEM file) trusted for S3 over TLS besides the system's "
+        "(default: the system's only).",
     )
     aws_max_attempts: int = Field(
         default=5,

@@ -10,13 +10,14 @@ __all__ = [
     "check_key",
     "check_prefix",
     "content_etag",
+    "read_ahead",
     "summarize",
 ]
 
 import abc
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,7 +69,7 @@ class ArtefactStore(Closing, abc.ABC):
     """Where stages store artefacts; the source of truth replay reads from.
 
     Implementations: :class:`~factflow_replay_dagster.storage.local.LocalArtefactStore`
-    (a folder) and :class:`~factflow_replay_dagster.storage.s3.S3ArtefactStore` (boto3).
+    (a folder) and :class:`~factflow_replay_dagster.storage.s3.S3ArtefactStore` (obstore).
     Keys are validated with :func:`check_key`; a missing object raises
     :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError` naming the location and key.
     """
@@ -103,7 +104,11 @@ class ArtefactStore(Closing, abc.ABC):
         the objects before it were yielded. This default reads on a thread pool and takes the
         etag from the content; stores override it with something faster.
         """
-        return _read_ahead(self, keys, concurrency)
+        return read_ahead(self._read_with_etag, keys, concurrency)
+
+    def _read_with_etag(self, key: str) -> StoredObject:
+        data = self.read(key)
+        return StoredObject(key, content_etag(data), data)
 
     @abc.abstractmethod
     def write(self, key: str, data: bytes) -> ObjectInfo:
@@ -152,26 +157,26 @@ def summarize(store: ArtefactStore, prefix: str) -> PrefixSummary:
     return PrefixSummary(count, size, first, last)
 
 
-def _read_ahead(
-    store: ArtefactStore, keys: Iterable[str], concurrency: int
+def read_ahead(
+    fetch: Callable[[str], StoredObject], keys: Iterable[str], concurrency: int
 ) -> Iterator[StoredObject]:
-    """:meth:`ArtefactStore.read_many` on a thread pool: reads that wait on the network
-    overlap; results come back in order."""
+    """``fetch(key)`` for each of ``keys`` on a pool of ``concurrency`` threads, yielded in
+    the keys' order: reads that wait on the network overlap, and at most ``concurrency`` of
+    them run or wait ahead of the consumer. A failed read raises at its position, after
+    everything before it was yielded; reads not started yet are then cancelled.
+
+    :meth:`ArtefactStore.read_many` for stores whose reads release the GIL."""
     if concurrency < 1:
         raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
-    pending: deque[tuple[str, Future[bytes]]] = deque()
+    pending: deque[Future[StoredObject]] = deque()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read-ahead") as pool:
         try:
             for key in keys:
-                pending.append((key, pool.submit(store.read, key)))
+                pending.append(pool.submit(fetch, key))
                 if len(pending) > concurrency:
-                    done, body = pending.popleft()
-                    data = body.result()
-                    yield StoredObject(done, content_etag(data), data)
+                    yield pending.popleft().result()
             while pending:
-                done, body = pending.popleft()
-                data = body.result()
-                yield StoredObject(done, content_etag(data), data)
+                yield pending.popleft().result()
         finally:
-            for _, future in pending:
+            for future in pending:
                 future.cancel()

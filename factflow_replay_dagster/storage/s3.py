@@ -1,225 +1,182 @@
-"""The artefact store on S3 (or any S3-compatible server), driven by a boto3 client it is handed."""
+"""The artefact store on S3 (or any S3-compatible server), through obstore (Rust's object_store).
+
+obstore's calls release the GIL and share one connection pool per store, so concurrent reads
+on a few threads go several times faster than boto3's, at a fraction of the CPU (listing too;
+see ``docs/architecture.md``). This module holds the store and its configuration; building
+obstore's client, its listing semantics and its errors live in the private ``_s3_*`` modules.
+
+obstore is not fork-safe (one global tokio runtime): use a store only in the process that
+built it, never across a ``fork()``. Dagster's multiprocess executor spawns its processes.
+"""
 
 from __future__ import annotations
 
-__all__ = ["S3ArtefactStore", "S3Config", "make_s3_client"]
+__all__ = ["S3ArtefactStore", "S3Config"]
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from factflow_replay_dagster.errors import ArtefactNotFoundError, SettingsError, StorageError
-from factflow_replay_dagster.redaction import Redactor
-from factflow_replay_dagster.settings import DEFAULTS
-from factflow_replay_dagster.storage.base import ArtefactStore, ObjectInfo, check_key, check_prefix
+import obstore
+
+from ..errors import SettingsError
+from ..redaction import Redactor, redact_url
+from ..settings import DEFAULTS
+from ._s3_client import build_s3_store
+from ._s3_errors import S3ErrorTranslator
+from ._s3_listing import PAGE_SIZE, list_objects
+from .base import (
+    ArtefactStore,
+    ObjectInfo,
+    StoredObject,
+    check_key,
+    check_prefix,
+    content_etag,
+    read_ahead,
+)
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ListObjectsV2RequestTypeDef
-
-AddressingStyle = Literal["auto", "virtual", "path"]
-
-#: Error codes S3 (and SeaweedFS) use for "no such object"; HEAD answers carry only the status.
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-#: S3 errors can quote URLs with userinfo; the store holds no URL password of its own.
-_SCRUB = Redactor()
+    from obstore import ObjectMeta
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class S3Config:
     """How to reach S3; :func:`factflow_replay_dagster.connect.s3_config` builds it from settings.
 
-    Credentials left ``None`` fall through to boto3's default chain (environment, profile,
-    instance role). The secret and the session token never appear in ``repr``.
+    With a key pair, exactly that pair (and ``aws_session_token``) is used, whatever the
+    environment holds. Without one, obstore's own credential chain applies: ``AWS_ACCESS_KEY_ID``
+    / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` from the environment, web identity
+    (``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``, through STS), ECS task roles
+    (``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``), EKS Pod Identity
+    (``AWS_CONTAINER_CREDENTIALS_FULL_URI``), then EC2 instance metadata (IMDSv2). It does
+    **not** read ``~/.aws`` profiles, SSO or ``credential_process``. ``ca_bundle`` names a PEM
+    file whose certificates are trusted besides the system's. ``max_attempts`` counts the first
+    attempt; no retry starts later than ``retry_timeout`` seconds after it. A request fails
+    after ``connect_timeout`` seconds without a connection, ``read_timeout`` seconds without a
+    byte, or ``request_timeout`` seconds in all. The secrets (and any password in a URL) never
+    appear in ``repr``.
     """
 
     endpoint_url: str | None = None
-    region_name: str | None = None
+    region_name: str = DEFAULTS.aws_region
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = field(default=None, repr=False)
-    aws_session_token: str | None = field(default=None, repr=False)
-    use_ssl: bool = True
-    verify: bool | str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    ca_bundle: str | None = None
     max_attempts: int = DEFAULTS.aws_max_attempts
-    addressing_style: AddressingStyle | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    request_timeout: float = 600.0
+    retry_timeout: float = 120.0
+    #: Send every request through this HTTP proxy (else ``HTTPS_PROXY``/``HTTP_PROXY`` apply).
+    proxy_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise SettingsError(f"AWS_MAX_ATTEMPTS must be at least 1, not {self.max_attempts}")
+        if self.aws_access_key_id and not self.aws_secret_access_key:
+            raise SettingsError("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
+        if self.aws_secret_access_key and not self.aws_access_key_id:
+            raise SettingsError("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
+
+    def __repr__(self) -> str:
+        shown = {
+            "endpoint_url": redact_url(self.endpoint_url) if self.endpoint_url else None,
+            "region_name": self.region_name,
+            "aws_access_key_id": self.aws_access_key_id,
+            "ca_bundle": self.ca_bundle,
+            "max_attempts": self.max_attempts,
+            "proxy_url": redact_url(self.proxy_url) if self.proxy_url else None,
+        }
+        return "S3Config(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def redactor(self) -> Redactor:
+        """Scrubs this configuration's secrets out of a text (an error message)."""
+        return Redactor(
+            urls=[url for url in (self.endpoint_url, self.proxy_url) if url],
+            secrets=[self.aws_secret_access_key, self.aws_session_token],
+        )
 
 
-def make_s3_client(config: S3Config) -> S3Client:
-    """Build a boto3 S3 client as dagster-aws's ``construct_s3_client`` does.
+def _etag(value: str | None) -> str | None:
+    return value.strip('"') if value is not None else None
 
-    Same parameters (region, endpoint, SSL, verify, credentials) and the same retry policy:
-    ``max_attempts`` with botocore's ``standard`` mode. No request is made here.
-    """
-    import boto3
-    from botocore.config import Config
 
-    options: dict[str, Any] = {"retries": {"max_attempts": config.max_attempts, "mode": "standard"}}
-    if config.addressing_style is not None:
-        options["s3"] = {"addressing_style": config.addressing_style}
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        region_name=config.region_name,
-        endpoint_url=config.endpoint_url,
-        use_ssl=config.use_ssl,
-        verify=config.verify,
-        aws_access_key_id=config.aws_access_key_id,
-        aws_secret_access_key=config.aws_secret_access_key,
-        aws_session_token=config.aws_session_token,
-        config=Config(**options),
+def _info(meta: ObjectMeta, key: str | None = None) -> ObjectInfo:
+    return ObjectInfo(
+        key=meta["path"] if key is None else key,
+        size=meta["size"],
+        etag=_etag(meta["e_tag"]),
+        last_modified=meta["last_modified"].astimezone(UTC),
     )
 
 
-def _etag(value: str) -> str:
-    return value.strip('"')
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
 class S3ArtefactStore(ArtefactStore):
-    """Objects in ``bucket`` under ``prefix``, through a boto3 client (e.g. ``S3Resource``'s).
+    """Objects in ``bucket`` under ``prefix`` (keys given and returned are relative to it).
 
-    Keys given and returned are relative to ``prefix``. Botocore errors are translated at this
-    boundary: a missing object becomes
-    :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError`, anything else a
-    :class:`~factflow_replay_dagster.errors.StorageError` naming the bucket and key.
-    A missing bucket on ``read``/``list`` is named as such; on ``stat`` S3 answers a bare 404,
-    so it reads as a missing object. The client is closed by :meth:`close` only when
-    ``close_client`` is true (the store does not own a client it was handed).
+    Building it makes no request. obstore's errors are translated at this boundary: a missing
+    object becomes :class:`~factflow_replay_dagster.errors.ArtefactNotFoundError`, anything
+    else a :class:`~factflow_replay_dagster.errors.StorageError` naming the bucket and key. A
+    missing bucket is named as such, except by :meth:`stat` (S3 answers a HEAD with a bare
+    404, so it reads as a missing object). Thread-safe: one store (and its connection pool)
+    serves every thread. Listings come in pages of :attr:`page_size` (S3's default; obstore
+    cannot ask for another size).
     """
 
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        *,
-        prefix: str = "",
-        page_size: int = 1000,
-        close_client: bool = False,
-    ) -> None:
+    page_size = PAGE_SIZE
+
+    def __init__(self, config: S3Config, bucket: str, *, prefix: str = "") -> None:
         if not bucket or "/" in bucket:
             raise SettingsError(f"invalid S3 bucket name {bucket!r}")
-        if not 1 <= page_size <= 1000:
-            raise SettingsError(f"page_size must be between 1 and 1000, not {page_size}")
-        prefix = check_prefix(prefix.strip("/"))
-        self._client = client
+        root = check_prefix(prefix.strip("/"))
         self.bucket = bucket
-        self.prefix = f"{prefix}/" if prefix else ""
-        self.page_size = page_size
-        self.close_client = close_client
+        self.prefix = f"{root}/" if root else ""
         self.location = f"s3://{bucket}/{self.prefix}"
+        self._errors = S3ErrorTranslator(bucket, self.location, config.redactor())
+        self._store = build_s3_store(config, bucket, prefix=root)
 
     def __repr__(self) -> str:
-        return f"S3ArtefactStore({self.location!r}, page_size={self.page_size})"
-
-    # -- errors ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _translating(self, action: str, key: str) -> Iterator[None]:
-        """Turn botocore exceptions into this package's storage errors naming bucket and key."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            yield
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code") or "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _NOT_FOUND_CODES or (not code and status == 404):
-                raise ArtefactNotFoundError(self.location, key) from exc
-            if code == "NoSuchBucket":
-                raise StorageError(
-                    f"S3 bucket {self.bucket!r} does not exist (while trying to {action} "
-                    f"{key!r} in {self.location})"
-                ) from exc
-            message = _SCRUB.scrub(str(error.get("Message") or ""))[:200]
-            raise StorageError(
-                f"S3 error {code or status} while trying to {action} {key!r} in bucket "
-                f"{self.bucket!r} ({self.location})" + (f": {message}" if message else "")
-            ) from exc
-        except BotoCoreError as exc:
-            raise StorageError(
-                f"S3 request failed while trying to {action} {key!r} in bucket {self.bucket!r} "
-                f"({self.location}): {type(exc).__name__}: {_SCRUB.scrub(str(exc))}"
-            ) from exc
-
-    # -- the interface -----------------------------------------------------------------------
+        return f"S3ArtefactStore({self.location!r})"
 
     def list(self, prefix: str, *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         check_prefix(prefix)
-        return self._list(prefix, start_after)
+        return map(_info, list_objects(self._store, prefix, start_after, self._errors))
 
-    def _list(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
-        request: ListObjectsV2RequestTypeDef = {
-            "Bucket": self.bucket,
-            "Prefix": self.prefix + prefix,
-            "MaxKeys": self.page_size,
-        }
-        if start_after and not start_after.startswith(prefix):
-            if start_after > prefix:
-                return  # every key under the prefix sorts before start_after
-            start_after = None  # every key under the prefix sorts after it
-        if start_after:
-            # Only sent when under the prefix: SeaweedFS returns nothing for one before it.
-            request["StartAfter"] = self.prefix + start_after
-        strip = len(self.prefix)
-        while True:
-            with self._translating("list", prefix):
-                page = self._client.list_objects_v2(**request)
-            for item in page.get("Contents", []):
-                yield ObjectInfo(
-                    key=item["Key"][strip:],
-                    size=item["Size"],
-                    etag=_etag(item["ETag"]),
-                    last_modified=_utc(item["LastModified"]),
-                )
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            # The token carries the position; StartAfter only matters for the first page.
-            request.pop("StartAfter", None)
-            request["ContinuationToken"] = token
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
+        check_prefix(prefix)
+        listing = list_objects(self._store, prefix, start_after, self._errors)
+        return (meta["path"] for meta in listing)
 
     def read(self, key: str) -> bytes:
         check_key(key)
-        with self._translating("read", key):
-            response = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)
-            body = response["Body"]
-            try:
-                return body.read()
-            finally:
-                body.close()
+        with self._errors.translating("read", key):
+            return obstore.get(self._store, key).bytes().to_bytes()
+
+    def read_many(self, keys: Iterable[str], *, concurrency: int = 8) -> Iterator[StoredObject]:
+        """Each object of ``keys`` in order, with the ETag its GET answered (the MD5 of a
+        single-part object), from ``concurrency`` threads doing obstore's GIL-free gets (the
+        fastest read-ahead measured: see ``docs/architecture.md``)."""
+        return read_ahead(self._get, keys, concurrency)
+
+    def _get(self, key: str) -> StoredObject:
+        check_key(key)
+        with self._errors.translating("read", key):
+            result = obstore.get(self._store, key)
+            data = result.bytes().to_bytes()
+        return StoredObject(key, _etag(result.meta["e_tag"]) or content_etag(data), data)
 
     def write(self, key: str, data: bytes) -> ObjectInfo:
         check_key(key)
-        with self._translating("write", key):
-            response = self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
-        # PUT returns no Last-Modified; the response date is the same second S3 records.
-        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        try:
-            moment = parsedate_to_datetime(date) if date else datetime.now(UTC)
-        except (TypeError, ValueError):
-            moment = datetime.now(UTC)
-        return ObjectInfo(
-            key=key, size=len(data), etag=_etag(response["ETag"]), last_modified=_utc(moment)
-        )
+        with self._errors.translating("write", key):
+            # One PUT, never multipart: atomic, and the etag is the content's MD5.
+            result = obstore.put(self._store, key, data, use_multipart=False)
+        # A PUT answers no Last-Modified; S3 records the second the PUT completed.
+        moment = datetime.now(UTC).replace(microsecond=0)
+        etag = _etag(result["e_tag"]) or content_etag(data)
+        return ObjectInfo(key=key, size=len(data), etag=etag, last_modified=moment)
 
     def stat(self, key: str) -> ObjectInfo:
         check_key(key)
-        with self._translating("stat", key):
-            response = self._client.head_object(Bucket=self.bucket, Key=self.prefix + key)
-        return ObjectInfo(
-            key=key,
-            size=response["ContentLength"],
-            etag=_etag(response["ETag"]),
-            last_modified=_utc(response["LastModified"]),
-        )
-
-    def close(self) -> None:
-        if self.close_client:
-            self._client.close()
+        with self._errors.translating("stat", key):
+            return _info(obstore.head(self._store, key), key)

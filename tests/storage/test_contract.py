@@ -8,11 +8,12 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.http_stub import CountingProxy, StubS3, s3_error
 from support.servers._proc import free_port
 
 from factflow_replay_dagster.errors import ArtefactNotFoundError, InvalidIdError, StorageError
@@ -21,11 +22,9 @@ from factflow_replay_dagster.storage import (
     LocalArtefactStore,
     S3ArtefactStore,
     S3Config,
-    make_s3_client,
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
     from support.servers.seaweedfs import SeaweedFSServer
 
 PAGE_SIZE = 700
@@ -61,20 +60,39 @@ def xfail_on_seaweedfs(request: pytest.FixtureRequest, kind: str) -> None:
 class Backend:
     kind: str
     store: ArtefactStore
-    client: S3Client | None = None
+    #: Objects per listing request: S3's 1,000 (obstore cannot ask S3 for fewer).
+    page_size: int
+    config: S3Config | None = None
 
 
 def make_backend(
     kind: str, request: pytest.FixtureRequest, root: Path, *, page_size: int = PAGE_SIZE
 ) -> Backend:
     if kind == "local":
-        return Backend(kind, LocalArtefactStore(root, page_size=page_size))
+        return Backend(kind, LocalArtefactStore(root, page_size=page_size), page_size)
     server: SeaweedFSServer = request.getfixturevalue("seaweedfs_server")
-    client = server.client()
-    store = S3ArtefactStore(
-        client, new_bucket(server), prefix="root/", page_size=page_size, close_client=True
-    )
-    return Backend(kind, store, client)
+    config = server.config()
+    store = S3ArtefactStore(config, new_bucket(server), prefix="root/")
+    return Backend(kind, store, store.page_size, config)
+
+
+@pytest.fixture(scope="session")
+def counting_proxy() -> Iterator[CountingProxy]:
+    """Sees an S3 store's requests on the wire (obstore has no request hooks)."""
+    with CountingProxy() as proxy:
+        yield proxy
+
+
+def counted(backend: Backend, proxy: CountingProxy) -> ArtefactStore:
+    """``backend.store`` itself (local), or an S3 store on the same bucket and prefix whose
+    every request goes through ``proxy``; its record is cleared."""
+    proxy.requests.clear()
+    if backend.config is None:
+        return backend.store
+    store = backend.store
+    assert isinstance(store, S3ArtefactStore)
+    config = replace(backend.config, proxy_url=proxy.url)
+    return S3ArtefactStore(config, store.bucket, prefix=store.prefix)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -110,17 +128,16 @@ def big(
         yield made
 
 
-def test_lists_5000_keys_in_order_across_pages(big: Backend) -> None:
-    calls: list[str] = []
-    if big.client is not None:
-        big.client.meta.events.register(
-            "before-call.s3.ListObjectsV2", lambda **_: calls.append("list")
-        )
-    listing = big.store.list("")
+def test_lists_5000_keys_in_order_across_pages(big: Backend, counting_proxy: CountingProxy) -> None:
+    calls = counting_proxy.requests
+    listing = counted(big, counting_proxy).list("")
     assert iter(listing) is listing  # lazy, not a list
     assert [info.key for info in listing] == sorted(BIG_KEYS)
-    if big.client is not None:
-        assert len(calls) == -(-len(BIG_KEYS) // PAGE_SIZE)  # 8 pages of at most 700
+    if big.config is not None:
+        assert all(call.method == "GET" and "list-type=2" in call.path for call in calls)
+        assert len(calls) == -(-len(BIG_KEYS) // big.page_size)  # 5 pages of at most 1,000
+        assert next(counted(big, counting_proxy).list("")).key == min(BIG_KEYS)
+        assert len(calls) == 1  # page by page: the first key needs only the first page
     # Locally each stage folder holds 834 objects: two scandir windows of at most 700.
 
 
@@ -249,11 +266,11 @@ def test_start_after_a_directory_like_key(backend: Backend, request: pytest.Fixt
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a/../b", "a\x00b", "a/./b", "a\\b"])
-def test_path_traversal_rejected_before_any_io(bad: str, backend: Backend, tmp_path: Path) -> None:
-    sent: list[str] = []
-    if backend.client is not None:
-        backend.client.meta.events.register("before-send.s3", lambda **_: sent.append("sent"))
-    store = backend.store
+def test_path_traversal_rejected_before_any_io(
+    bad: str, backend: Backend, tmp_path: Path, counting_proxy: CountingProxy
+) -> None:
+    sent = counting_proxy.requests
+    store = counted(backend, counting_proxy)
     before = sorted(tmp_path.rglob("*"))
     for action in (store.read, store.stat, store.exists, lambda key: store.write(key, b"x")):
         with pytest.raises(InvalidIdError):
@@ -389,35 +406,33 @@ def test_local_symlink_escape_is_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_s3_keys_live_under_the_prefix(seaweedfs_server: SeaweedFSServer) -> None:
-    client = seaweedfs_server.client()
+    client = seaweedfs_server.client()  # boto3, to look at the bucket from outside
     bucket = new_bucket(seaweedfs_server)
     client.put_object(Bucket=bucket, Key="executions/e1/r/s/outside", Body=b"o")
-    with S3ArtefactStore(client, bucket, prefix="/root", close_client=True) as store:
+    with S3ArtefactStore(seaweedfs_server.config(), bucket, prefix="/root") as store:
         assert store.location == f"s3://{bucket}/root/"
         store.write("executions/e1/r/s/inside", b"i")
         raw = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
         assert raw == ["executions/e1/r/s/outside", "root/executions/e1/r/s/inside"]
         assert names(store) == ["executions/e1/r/s/inside"]
         assert not store.exists("executions/e1/r/s/outside")
+    client.close()
 
 
 @pytest.mark.s3
 def test_s3_errors_name_bucket_and_key(seaweedfs_server: SeaweedFSServer) -> None:
-    from botocore.stub import Stubber
-
     key = "executions/e1/r/s/a.json"
-    with S3ArtefactStore(
-        seaweedfs_server.client(), "no-such-bucket-here", close_client=True
-    ) as gone:
+    with S3ArtefactStore(seaweedfs_server.config(), "no-such-bucket-here") as gone:
         for action in (gone.read, lambda k: names(gone, k)):
             with pytest.raises(StorageError, match="no-such-bucket-here") as caught:
                 action(key)
             assert not isinstance(caught.value, ArtefactNotFoundError)
 
-    client = seaweedfs_server.client()
-    store = S3ArtefactStore(client, "some-bucket", prefix="p")
-    with Stubber(client) as stub:
-        stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+    # A server that refuses: a loopback stub answering 403 AccessDenied to everything.
+    with StubS3(lambda _: s3_error(403, "AccessDenied", "Access Denied")) as stub:
+        store = S3ArtefactStore(
+            replace(seaweedfs_server.config(), endpoint_url=stub.url), "some-bucket", prefix="p"
+        )
         with pytest.raises(StorageError) as caught:
             store.read(key)
     message = str(caught.value)
@@ -435,7 +450,7 @@ def test_s3_errors_name_bucket_and_key(seaweedfs_server: SeaweedFSServer) -> Non
     )
     assert secret not in repr(config)
     assert secret not in str(config)
-    dead = S3ArtefactStore(make_s3_client(config), "dead-bucket", close_client=True)
+    dead = S3ArtefactStore(config, "dead-bucket")
     assert secret not in repr(dead)
     with pytest.raises(StorageError) as caught:
         dead.stat(key)

@@ -6,6 +6,7 @@ __all__ = ["SeaweedFSServer", "find_weed"]
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -13,7 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._proc import (
     ServerProcess,
@@ -24,6 +25,8 @@ from ._proc import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from factflow_replay_dagster.storage.s3 import S3Config
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +79,18 @@ def _free_ports(count: int) -> list[int]:
 
 
 class SeaweedFSServer:
-    """``weed server`` (master, volume, filer, S3) in ``base_dir``, reachable over boto3.
+    """``weed server`` (master, volume, filer, S3) in ``base_dir``, reachable over S3.
 
-    SeaweedFS started without an S3 identity config accepts any key pair, so
-    :attr:`access_key` and :attr:`secret_key` are fixed placeholders. Several servers can run
+    SeaweedFS started without an S3 identity config accepts any key pair (and checks no
+    signature), so :attr:`access_key` and :attr:`secret_key` are fixed placeholders; with
+    ``require_keys`` they are the only pair it accepts. Several servers can run
     at once: every port (and its gRPC twin) is picked free, and the Iceberg and Lance
     gateways, which otherwise bind fixed ports, are switched off.
     """
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, require_keys: bool = False) -> None:
         self.base_dir = Path(base_dir)
+        self.require_keys = require_keys
         self.s3_port = 0
         self._ports: list[int] = []
         self._process: ServerProcess | None = None
@@ -140,7 +145,23 @@ class SeaweedFSServer:
             # These gateways otherwise bind fixed ports (8181, 9101): a second server dies.
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            *self._identity_argv(),
         ]
+
+    def _identity_argv(self) -> list[str]:
+        """With ``require_keys``, one S3 identity: only :attr:`access_key` and
+        :attr:`secret_key` are accepted, and every request's signature is checked."""
+        if not self.require_keys:
+            return []
+        config = self.base_dir / "s3-identities.json"
+        credentials = {"accessKey": self.access_key, "secretKey": self.secret_key}
+        identity = {
+            "name": "factflow-test",
+            "credentials": [credentials],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}))
+        return [f"-s3.config={config}"]
 
     def start(self) -> None:
         """Start the server and wait until a real S3 call succeeds (about 5 s)."""
@@ -220,20 +241,34 @@ class SeaweedFSServer:
             self._remove_sockets()
 
     def client(self, *, max_attempts: int = 5) -> S3Client:
-        """A boto3 S3 client for this server, built like dagster-aws's ``S3Resource``."""
-        from factflow_replay_dagster.storage.s3 import S3Config, make_s3_client
+        """A boto3 S3 client for this server (path style, standard retries), for test setup
+        and the benchmarks' baseline; the package itself talks to S3 through obstore."""
+        import boto3
+        from botocore.config import Config
 
-        return make_s3_client(
-            S3Config(
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name,
-                aws_access_key_id=self.access_key,
-                aws_secret_access_key=self.secret_key,
-                use_ssl=False,
-                max_attempts=max_attempts,
-                addressing_style="path",
-            )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
         )
+
+    def config(self, **changes: Any) -> S3Config:
+        """The package's S3 configuration for this server (``changes`` override fields)."""
+        from factflow_replay_dagster.storage.s3 import S3Config
+
+        fields: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region_name,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+        }
+        return S3Config(**(fields | changes))
 
     def create_bucket(self, name: str) -> str:
         """Create bucket ``name`` (idempotent) and return its name."""
