@@ -27,6 +27,7 @@ from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueReso
 from ._common import (
     add_run_tags,
     as_dagster_failure,
+    config_field,
     console_loggers,
     interrupted,
     interruptible,
@@ -38,8 +39,7 @@ from ._common import (
 
 def _request_field(name: str) -> Any:
     """A run-config field with the default and help text of ``ReplayRequest.<name>``."""
-    info = ReplayRequest.model_fields[name]
-    return Field(default=info.default, description=info.description)
+    return config_field(ReplayRequest, name)
 
 
 class ReplayConfig(dg.Config):
