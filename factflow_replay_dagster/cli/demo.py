@@ -16,7 +16,6 @@ import click
 from ..errors import FactflowReplayError
 from ..executions.statuses import ExecutionStatus
 from ._app import cli, echo_json, handle_errors, settings_from, terminal_from, verbose_from
-from .execution import execution_details
 
 
 def _step(as_json: bool, message: str) -> None:
@@ -102,8 +101,10 @@ def demo(ctx: click.Context, as_json: bool) -> None:
 def _report(
     executions: Any, parent_id: str, child_id: str, fetches: int, home: Path
 ) -> dict[str, Any]:
-    parent = execution_details(executions, parent_id)
-    child = execution_details(executions, child_id)
+    from ..executions.details import execution_details
+
+    parent = execution_details(executions, parent_id).model_dump(mode="json")
+    child = execution_details(executions, child_id).model_dump(mode="json")
     return {
         "state_folder": str(home),
         "executions": [parent, child],
