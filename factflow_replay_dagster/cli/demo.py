@@ -156,11 +156,11 @@ def ui(ctx: click.Context, host: str, port: int) -> None:
 
     settings = settings_from(ctx)
     home = dagster_home(settings)
-    # The same location name as workspace.yaml, so `--dagster-url` finds it by default.
+    # The location name of FACTFLOW_DAGSTER_LOCATION, so `--dagster-url` finds it.
     workspace = home / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: factflow_replay_dagster.defs.location\n"
-        "      location_name: factflow\n",
+        f"      location_name: {settings.dagster_location}\n",
         encoding="utf-8",
     )
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
