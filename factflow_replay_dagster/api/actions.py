@@ -193,7 +193,28 @@ def replay_status(ctx: ApiContext, replay_id: str) -> ReplayStatus:
             dagster_run_status=run.status,
             error=error,
         )
-    return ReplayStatus.of(record, dagster_run_status=_run_status(ctx, record.dagster_run_id))
+    status = ReplayStatus.of(record, dagster_run_status=_run_status(ctx, record.dagster_run_id))
+    return _resumed(ctx, status) if status.finished else status
+
+
+def _resumed(ctx: ApiContext, status: ReplayStatus) -> ReplayStatus:
+    """A cancelled or failed replay whose resume was submitted and has not started
+    publishing yet is PENDING again (its new run), not finished."""
+    try:
+        run = ctx.launcher.find_run("replay_job", {f"{_TAG}replay_id": status.replay_id})
+    except RunSubmissionError:
+        return status
+    if run is None or run.finished or run.run_id == status.dagster_run_id:
+        return status
+    return status.model_copy(
+        update={
+            "state": "PENDING",
+            "dagster_run_id": run.run_id,
+            "dagster_run_status": run.status,
+            "error": None,
+            "finished_at": None,
+        }
+    )
 
 
 def _active_run(ctx: ApiContext, status: ReplayStatus) -> RunInfo | None:
