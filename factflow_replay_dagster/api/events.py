@@ -13,7 +13,9 @@ __all__ = ["replay_events"]
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
 
 from ..errors import FactflowReplayError
 from ..replay import ReplayStatus
@@ -26,24 +28,25 @@ def _event(kind: str, number: int, data: str) -> str:
     return f"event: {kind}\nid: {number}\ndata: {data}\n\n"
 
 
-def replay_events(
+async def replay_events(
     ctx: ApiContext,
     replay_id: str,
     first: ReplayStatus,
     *,
     poll: float = 0.5,
     keepalive: float = 15.0,
-) -> Iterator[str]:
+) -> AsyncIterator[str]:
     """The stream of ``replay_id``, starting from its status ``first`` (already read, so an
-    unknown replay is a 404, not an empty stream)."""
+    unknown replay is a 404, not an empty stream). Between polls it holds no thread: many
+    clients can follow replays without starving the other requests' thread pool."""
     status, number = first, 1
     yield "retry: 2000\n\n"
     yield _event("progress", number, status.model_dump_json())
     quiet_since = time.monotonic()
     while not status.finished:
-        time.sleep(poll)
+        await anyio.sleep(poll)
         try:
-            latest = actions.replay_status(ctx, replay_id)
+            latest = await anyio.to_thread.run_sync(actions.replay_status, ctx, replay_id)
         except FactflowReplayError as exc:
             body = {"code": status_of(exc)[1], "message": str(exc), "field": None}
             yield _event("error", number + 1, json.dumps(body))
