@@ -56,7 +56,8 @@ class RecoveryManager:
         settled (unless ``force``), a stage to restart from, its queue exists. Returns the
         restart route and stage; nothing is changed (the claim, made when it publishes, is
         what stops two recoveries). What an HTTP request checks before it submits."""
-        _, route, stage, _ = self._check(execution_id, force=force)
+        snapshot, route, stage, _ = self._check(execution_id, force=force)
+        self.publisher.check_queue(snapshot.config.route(route).stage_queue(stage))
         return route, stage
 
     def _check(
@@ -74,7 +75,6 @@ class RecoveryManager:
         source = stage_input(execution, snapshot, route, stage)
         if source is None:  # pragma: no cover - a stage after a succeeded one has an input
             raise NothingSucceededError(execution_id)
-        self.publisher.check_queue(snapshot.config.route(route).stage_queue(stage))
         return snapshot, route, stage, source
 
     def recover(
@@ -91,6 +91,7 @@ class RecoveryManager:
         snapshot, route, stage, source = self._check(execution_id, force=force)
         count, _ = check_input_stored(self.artefacts, self.executions, source)
         queue = snapshot.config.route(route).stage_queue(stage)
+        self.publisher.check_queue(queue)
         claim = self.executions.claim_recovery(
             execution_id,
             restart_route=route,
