@@ -25,6 +25,7 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   ├── MessageNackedError            the broker refused responsibility for a message
     │   └── BrokerConnectionError         connection lost and retries exhausted
     ├── ExecutionStoreError               the execution database failed
+    ├── RunSubmissionError                Dagster (instance or webserver) did not take a run
     ├── ReplayError                       a replay failed for a reason of its own
     └── RecoveryError                     a recovery was refused
         ├── NotFailedError                the execution is not failed
@@ -66,6 +67,7 @@ __all__ = [
     "RecoveryError",
     "RecoveryLimitError",
     "ReplayError",
+    "RunSubmissionError",
     "SettingsError",
     "SnapshotError",
     "StorageError",
@@ -340,6 +342,11 @@ class BrokerConnectionError(QueueError):
 
 class ExecutionStoreError(FactflowReplayError):
     """The execution database failed or holds something inconsistent."""
+
+
+class RunSubmissionError(FactflowReplayError):
+    """A run could not be submitted to Dagster, or a run could not be reached there (the
+    instance's storage, its code location, or a webserver failed or refused)."""
 
 
 # -- replay and recovery -------------------------------------------------------------------

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["ID_MAX_LENGTH", "ID_PATTERN", "IdKind", "new_id", "validate_id"]
+__all__ = [
+    "ID_MAX_LENGTH",
+    "ID_PATTERN",
+    "ExecutionId",
+    "IdKind",
+    "ReplayId",
+    "RouteId",
+    "StageId",
+    "new_id",
+    "validate_id",
+]
 
 import re
 import secrets
 import time
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator
 
 from .errors import InvalidIdError
 
@@ -53,3 +65,11 @@ def new_id(prefix: str) -> str:
     """A fresh, sortable, valid id such as ``exec-20261123T101500-3f9a1c2b``."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return validate_id(f"{prefix}-{stamp}-{secrets.token_hex(4)}", kind="execution")
+
+
+#: Id fields of the package's pydantic requests: checked by :func:`validate_id` (a bad id
+#: raises :class:`InvalidIdError` itself, not a ``ValidationError``).
+ExecutionId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="execution"))]
+RouteId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="route"))]
+StageId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="stage"))]
+ReplayId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="replay"))]

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 #: Query parameters whose values are secrets (``?password=...`` and friends).
-_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "secret", "token", "sig", "signature"})
+_SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "secret", "token", "access_token", "sig", "signature"}
+)
 #: ``scheme://user:password@`` anywhere in a text (an error quoting a URL it was given).
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]+@")
 

@@ -13,6 +13,7 @@ Anything that may hold a password is a :class:`~pydantic.SecretStr`: it never ap
 from __future__ import annotations
 
 __all__ = [
+    "API_TOKEN_MIN_LENGTH",
     "DEFAULTS",
     "BrokerKind",
     "Settings",
@@ -47,6 +48,17 @@ StorageKind = Literal["file", "s3"]
 BrokerKind = Literal["amqp", "embedded"]
 
 PREFIX = "FACTFLOW_"
+
+
+def _tokens(value: object) -> object:
+    """``FACTFLOW_API_TOKENS`` is a comma-separated list (several, so they can be rotated)."""
+    if isinstance(value, str):
+        return tuple(token.strip() for token in value.split(",") if token.strip())
+    return value
+
+
+#: The shortest bearer token the HTTP API accepts in its settings.
+API_TOKEN_MIN_LENGTH = 16
 
 
 def _paths(value: object) -> object:
@@ -176,6 +188,25 @@ class Settings(BaseSettings):
         default=True, description="Whether stored_artefacts_sensor counts storage for the check."
     )
 
+    # -- the HTTP API and where it submits runs ----------------------------------------------
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_tokens)] = Field(
+        default=(),
+        description="Bearer tokens the HTTP API accepts, comma-separated (several, to rotate "
+        f"them; each at least {API_TOKEN_MIN_LENGTH} characters) (default: none: the API then "
+        "serves on a loopback address only).",
+    )
+    dagster_url: str | None = Field(
+        default=None,
+        description="Submit the HTTP API's runs to this Dagster webserver's GraphQL, e.g. "
+        "http://127.0.0.1:3000 (default: to the Dagster instance of DAGSTER_HOME, "
+        "else of $FACTFLOW_HOME/dagster).",
+    )
+    dagster_location: str = Field(
+        default="factflow",
+        min_length=1,
+        description="The Dagster code location that holds the jobs (workspace.yaml's name).",
+    )
+
     # -- S3 (the standard AWS variables) -----------------------------------------------------
     aws_endpoint_url: str | None = Field(
         default=None,
@@ -280,6 +311,31 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _long_enough(cls, tokens: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        short = sum(len(t.get_secret_value()) < API_TOKEN_MIN_LENGTH for t in tokens)
+        if short:
+            raise ValueError(
+                f"{short} token(s) shorter than {API_TOKEN_MIN_LENGTH} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return tokens
+
+    @field_validator("dagster_url", mode="before")
+    @classmethod
+    def _blank_url_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("dagster_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and (_scheme(value) not in ("http", "https") or "@" in value):
+            raise ValueError("must be http(s)://host:port, without credentials")
+        return value
 
     @model_validator(mode="after")
     def _check_urls(self) -> Self:

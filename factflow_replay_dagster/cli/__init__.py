@@ -4,5 +4,5 @@ from __future__ import annotations
 
 __all__ = ["cli", "main"]
 
-from . import demo, execution, pipeline, recover, replay  # noqa: F401 - registers commands
+from . import api, demo, execution, pipeline, recover, replay  # noqa: F401 - registers commands
 from ._app import cli, main

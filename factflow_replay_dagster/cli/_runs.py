@@ -14,11 +14,9 @@ from __future__ import annotations
 __all__ = ["JobOutcome", "JobRunner", "cli_instance", "dagster_home"]
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -45,23 +43,17 @@ _FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 def dagster_home(settings: Settings) -> Path:
-    """``$DAGSTER_HOME`` if set, else ``<FACTFLOW_HOME>/dagster`` (made with our instance file)."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = settings.home / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        template = resources.files("factflow_replay_dagster.defs") / "dagster_instance.yaml"
-        config.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
-    return home
+    """The Dagster home of CLI runs (see :mod:`factflow_replay_dagster.defs.instance`)."""
+    from ..defs.instance import dagster_home as home
+
+    return home(settings)
 
 
 def cli_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance CLI runs are recorded in; ``factflow-replay ui`` shows the same one."""
-    import dagster as dg
+    from ..defs.instance import open_instance
 
-    return dg.DagsterInstance.from_config(str(dagster_home(settings)))
+    return open_instance(settings)
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class JobRunner:
         *,
         verbose: int = 0,
         dagster_url: str | None = None,
-        location: str = "factflow",
+        location: str | None = None,
         requested_by: str = "cli",
     ) -> None:
         self.settings = settings
@@ -94,7 +86,7 @@ class JobRunner:
         self.terminal = terminal
         self.verbose = verbose
         self.dagster_url = dagster_url
-        self.location = location
+        self.location = location or settings.dagster_location
 
     def new_run_id(self) -> str | None:
         """The id the next in-process run will have (None on a webserver: it assigns them)."""

@@ -16,7 +16,6 @@ import click
 from ..errors import FactflowReplayError
 from ..executions.statuses import ExecutionStatus
 from ._app import cli, echo_json, handle_errors, settings_from, terminal_from, verbose_from
-from .execution import execution_details
 
 
 def _step(as_json: bool, message: str) -> None:
@@ -102,8 +101,10 @@ def demo(ctx: click.Context, as_json: bool) -> None:
 def _report(
     executions: Any, parent_id: str, child_id: str, fetches: int, home: Path
 ) -> dict[str, Any]:
-    parent = execution_details(executions, parent_id)
-    child = execution_details(executions, child_id)
+    from ..executions.details import execution_details
+
+    parent = execution_details(executions, parent_id).model_dump(mode="json")
+    child = execution_details(executions, child_id).model_dump(mode="json")
     return {
         "state_folder": str(home),
         "executions": [parent, child],
@@ -155,11 +156,11 @@ def ui(ctx: click.Context, host: str, port: int) -> None:
 
     settings = settings_from(ctx)
     home = dagster_home(settings)
-    # The same location name as workspace.yaml, so `--dagster-url` finds it by default.
+    # The location name of FACTFLOW_DAGSTER_LOCATION, so `--dagster-url` finds it.
     workspace = home / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: factflow_replay_dagster.defs.location\n"
-        "      location_name: factflow\n",
+        f"      location_name: {settings.dagster_location}\n",
         encoding="utf-8",
     )
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))

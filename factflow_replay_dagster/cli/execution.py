@@ -13,7 +13,7 @@ from ..executions.statuses import ExecutionStatus
 from ._app import cli, echo_json, handle_errors, settings_from
 
 if TYPE_CHECKING:
-    from ..executions import ExecutionRecord, ExecutionStore
+    from ..executions import ExecutionRecord
 
 
 @cli.group()
@@ -25,34 +25,6 @@ def _summary(record: ExecutionRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude={"snapshot"})
 
 
-def execution_details(executions: ExecutionStore, execution_id: str) -> dict[str, Any]:
-    """Everything ``show`` prints: status, snapshot routes, lineage, provenance, children."""
-    from ..snapshot import ConfigSnapshot
-
-    record = executions.get_execution(execution_id)
-    snapshot = ConfigSnapshot.parse(record.snapshot)
-    routes = [
-        {
-            "route": route.name,
-            "queue": route.queue,
-            "forward_to": route.forward_to,
-            "stages": [{"stage": s.name, "queue": route.stage_queue(s.name)} for s in route.stages],
-        }
-        for route in snapshot.config.routes
-    ]
-    return {
-        "execution": _summary(record),
-        "routes": routes,
-        "lineage": [row.model_dump(mode="json") for row in executions.lineage(execution_id)],
-        "children": [c.id for c in executions.children(execution_id)],
-        "replays": [
-            r.model_dump(mode="json", exclude={"request"})
-            for r in executions.list_replays(source_execution_id=execution_id)
-        ],
-        "recoveries": [r.model_dump(mode="json") for r in executions.recoveries(execution_id)],
-    }
-
-
 @execution.command("show")
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -61,9 +33,10 @@ def execution_details(executions: ExecutionStore, execution_id: str) -> dict[str
 def show(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """Status, snapshot routes, lineage, provenance and children of EXECUTION_ID."""
     from ..connect import open_execution_store
+    from ..executions.details import execution_details
 
     with open_execution_store(settings_from(ctx)) as store:
-        details = execution_details(store, execution_id)
+        details = execution_details(store, execution_id).model_dump(mode="json")
     if as_json:
         echo_json(details)
         return

@@ -18,18 +18,19 @@ def _run(
     op: str,
     config: dict[str, Any],
     dagster_url: str | None,
-    location: str,
+    location: str | None,
     as_json: bool,
     describe: str,
 ) -> None:
     from ._runs import JobRunner
 
+    settings = settings_from(ctx)
     runner = JobRunner(
-        settings_from(ctx),
+        settings,
         terminal_from(ctx),
         verbose=verbose_from(ctx),
-        dagster_url=dagster_url,
-        location=location,
+        dagster_url=dagster_url or settings.dagster_url,
+        location=location or settings.dagster_location,
     )
     outcome = runner.run(
         job, {k: v for k, v in config.items() if v not in (None, False)}, output=(op, "result")
@@ -54,9 +55,12 @@ def _run(
         raise SystemExit(outcome.exit_code)
 
 
-_URL = click.option("--dagster-url", help="Run on this Dagster webserver (GraphQL) instead.")
+_URL = click.option(
+    "--dagster-url",
+    help="Run on this Dagster webserver (GraphQL) instead (default: FACTFLOW_DAGSTER_URL).",
+)
 _LOCATION = click.option(
-    "--location", default="factflow", show_default=True, help="Code location name on the webserver."
+    "--location", help="Code location name on the webserver (default: FACTFLOW_DAGSTER_LOCATION)."
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 
@@ -81,7 +85,7 @@ def rerun(
     reason: str | None,
     as_json: bool,
     dagster_url: str | None,
-    location: str,
+    location: str | None,
 ) -> None:
     """Rerun STAGE of EXECUTION_ID (and what follows) from its stored input (rerun_stage_job)."""
     _run(
@@ -121,7 +125,7 @@ def recover(
     force: bool,
     as_json: bool,
     dagster_url: str | None,
-    location: str,
+    location: str | None,
 ) -> None:
     """Restart failed EXECUTION_ID from its last succeeded stage (recovery_job)."""
     _run(

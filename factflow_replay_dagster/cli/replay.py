@@ -43,9 +43,12 @@ if TYPE_CHECKING:
 @request_option("replay_id")
 @click.option("--resume", "resume_replay_id", help=RESUME_DESCRIPTION)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-@click.option("--dagster-url", help="Run on this Dagster webserver (GraphQL) instead.")
 @click.option(
-    "--location", default="factflow", show_default=True, help="Code location name on the webserver."
+    "--dagster-url",
+    help="Run on this Dagster webserver (GraphQL) instead (default: FACTFLOW_DAGSTER_URL).",
+)
+@click.option(
+    "--location", help="Code location name on the webserver (default: FACTFLOW_DAGSTER_LOCATION)."
 )
 @click.pass_context
 @handle_errors
@@ -65,7 +68,7 @@ def replay(
     resume_replay_id: str | None,
     as_json: bool,
     dagster_url: str | None,
-    location: str,
+    location: str | None,
 ) -> None:
     """Replay EXECUTION_ID's stored FROM_STAGE artefacts into TO_ROUTE as a child execution.
 
@@ -77,7 +80,11 @@ def replay(
     settings = settings_from(ctx)
     terminal = terminal_from(ctx)
     runner = JobRunner(
-        settings, terminal, verbose=verbose_from(ctx), dagster_url=dagster_url, location=location
+        settings,
+        terminal,
+        verbose=verbose_from(ctx),
+        dagster_url=dagster_url or settings.dagster_url,
+        location=location or settings.dagster_location,
     )
     run_id = runner.new_run_id()
     # The replay a run publishes is named after it, unless named (a resume keeps its name).

@@ -7,18 +7,22 @@ command line can name statuses without loading SQLAlchemy.
 from __future__ import annotations
 
 __all__ = [
+    "ExecutionDetails",
     "ExecutionEvent",
     "ExecutionRecord",
     "ExecutionStatus",
     "ExecutionStore",
+    "ExecutionSummary",
     "ProcessedOutcome",
     "RecoveryClaim",
     "RecoveryRecord",
     "ReplayRecord",
     "ReplaySource",
     "ReplayState",
+    "ReplaySummary",
     "StageLineage",
     "StageStatus",
+    "execution_details",
 ]
 
 from typing import TYPE_CHECKING
@@ -28,12 +32,15 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._lineage import ProcessedOutcome
     from ._recoveries import RecoveryClaim
+    from .details import ExecutionDetails, execution_details
     from .records import (
         ExecutionEvent,
         ExecutionRecord,
+        ExecutionSummary,
         RecoveryRecord,
         ReplayRecord,
         ReplaySource,
+        ReplaySummary,
         StageLineage,
     )
     from .statuses import ExecutionStatus, ReplayState, StageStatus
@@ -43,14 +50,17 @@ _HOMES = {
     "ExecutionStore": "store",
     "ProcessedOutcome": "_lineage",
     "RecoveryClaim": "_recoveries",
+    **dict.fromkeys(["ExecutionDetails", "execution_details"], "details"),
     **dict.fromkeys(["ExecutionStatus", "ReplayState", "StageStatus"], "statuses"),
     **dict.fromkeys(
         [
             "ExecutionEvent",
             "ExecutionRecord",
+            "ExecutionSummary",
             "RecoveryRecord",
             "ReplayRecord",
             "ReplaySource",
+            "ReplaySummary",
             "StageLineage",
         ],
         "records",

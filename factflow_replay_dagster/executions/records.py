@@ -6,10 +6,12 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionRecord",
     "ExecutionStatus",
+    "ExecutionSummary",
     "RecoveryRecord",
     "ReplayRecord",
     "ReplaySource",
     "ReplayState",
+    "ReplaySummary",
     "StageLineage",
     "StageStatus",
 ]
@@ -46,11 +48,12 @@ class ReplaySource(_Record):
     finished_at: datetime | None = None
 
 
-class ExecutionRecord(_Record):
+class ExecutionSummary(_Record):
+    """An execution without its config snapshot: what lists and the HTTP API show."""
+
     id: str
     pipeline: str
     pipeline_version: str
-    snapshot: str = Field(repr=False)
     status: ExecutionStatus
     origin: str
     parent_id: str | None
@@ -63,6 +66,12 @@ class ExecutionRecord(_Record):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+
+
+class ExecutionRecord(ExecutionSummary):
+    """An execution with the config snapshot it was recorded with (verbatim)."""
+
+    snapshot: str = Field(repr=False)
 
 
 class StageLineage(_Record):
@@ -86,7 +95,9 @@ class StageLineage(_Record):
     manifest: bool = False
 
 
-class ReplayRecord(_Record):
+class ReplaySummary(_Record):
+    """A replay without its stored request."""
+
     replay_id: str
     source_execution_id: str
     child_execution_id: str | None
@@ -102,7 +113,6 @@ class ReplayRecord(_Record):
     first_key: str | None
     last_key: str | None
     last_confirmed_key: str | None
-    request: dict[str, Any]
     dagster_run_id: str | None
     created_at: datetime
     updated_at: datetime
@@ -110,6 +120,12 @@ class ReplayRecord(_Record):
     error: str | None
     heartbeat_at: datetime | None = None
     owner: str | None = None
+
+
+class ReplayRecord(ReplaySummary):
+    """A replay with the request it was made with (a resume repeats it)."""
+
+    request: dict[str, Any]
 
 
 class RecoveryRecord(_Record):

@@ -95,6 +95,11 @@ class QueuePublisher(Closing, abc.ABC):
     max_message_bytes: int = DEFAULTS.broker_max_message_bytes
 
     @abc.abstractmethod
+    def check_connection(self) -> None:
+        """Reach the broker, or raise :class:`~factflow_replay_dagster.errors.QueueError`
+        (a readiness check: nothing is declared or sent)."""
+
+    @abc.abstractmethod
     def check_queue(self, queue: str) -> None:
         """Raise :class:`~factflow_replay_dagster.errors.QueueNotFoundError` if it is absent."""
 

@@ -186,6 +186,13 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         if cursor.rowcount:
             logger.info("embedded queue %s: declared queue %r", self.broker, queue)
 
+    def check_connection(self) -> None:
+        """Open the queue's database and read it."""
+        try:
+            self._connection().execute("SELECT 1 FROM queues LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail("opening the queue", exc) from exc
+
     def check_queue(self, queue: str) -> None:
         """Raise :class:`QueueNotFoundError` unless ``queue`` was declared."""
         try:

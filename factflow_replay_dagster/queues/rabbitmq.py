@@ -106,6 +106,9 @@ class RabbitMQPublisher(QueuePublisher):
 
     # -- queues ------------------------------------------------------------------------------
 
+    def check_connection(self) -> None:
+        self._with_retries("connect", self._session.open)
+
     def check_queue(self, queue: str) -> None:
         if not self._with_retries(f"check queue {queue!r}", self._declarer(queue, passive=True)):
             raise QueueNotFoundError(queue, self.broker)

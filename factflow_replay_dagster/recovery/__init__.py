@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from .manager import RecoveryManager
-from .models import RecoveryResult, RerunResult
+from .models import RecoveryOptions, RecoveryResult, RerunRequest, RerunResult
 from .rerun import RerunService
 from .restart import check_input_stored, check_settled, restart_point, stage_input
 
 __all__ = [
     "RecoveryManager",
+    "RecoveryOptions",
     "RecoveryResult",
+    "RerunRequest",
     "RerunResult",
     "RerunService",
     "check_input_stored",

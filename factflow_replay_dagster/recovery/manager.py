@@ -16,6 +16,7 @@ from ..executions import ExecutionStatus, ExecutionStore
 from ..messages import InitMessage
 from ..queues.base import QueuePublisher
 from ..settings import DEFAULTS
+from ..snapshot import ConfigSnapshot, StageRef
 from ..storage.base import ArtefactStore
 from .models import RecoveryResult
 from .restart import check_input_stored, check_settled, restart_point, stage_input
@@ -50,17 +51,18 @@ class RecoveryManager:
         self.max_attempts = max_attempts
         self.settle_seconds = settle_seconds
 
-    def recover(
-        self,
-        execution_id: str,
-        *,
-        reason: str | None = None,
-        requested_by: str | None = None,
-        dagster_run_id: str | None = None,
-        force: bool = False,
-    ) -> RecoveryResult:
-        """Recover ``execution_id``; ``force`` skips waiting for the failed attempt's still
-        running stages to settle (see :func:`check_settled`)."""
+    def check(self, execution_id: str, *, force: bool = False) -> tuple[str, str]:
+        """What can be refused without counting storage: failed, not already recovering,
+        settled (unless ``force``), a stage to restart from, its queue exists. Returns the
+        restart route and stage; nothing is changed (the claim, made when it publishes, is
+        what stops two recoveries). What an HTTP request checks before it submits."""
+        snapshot, route, stage, _ = self._check(execution_id, force=force)
+        self.publisher.check_queue(snapshot.config.route(route).stage_queue(stage))
+        return route, stage
+
+    def _check(
+        self, execution_id: str, *, force: bool
+    ) -> tuple[ConfigSnapshot, str, str, StageRef]:
         execution = self.executions.get_execution(execution_id)
         if execution.status is ExecutionStatus.RECOVERING:
             raise AlreadyRecoveringError(execution_id, execution.recovery_attempts)
@@ -73,6 +75,20 @@ class RecoveryManager:
         source = stage_input(execution, snapshot, route, stage)
         if source is None:  # pragma: no cover - a stage after a succeeded one has an input
             raise NothingSucceededError(execution_id)
+        return snapshot, route, stage, source
+
+    def recover(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        requested_by: str | None = None,
+        dagster_run_id: str | None = None,
+        force: bool = False,
+    ) -> RecoveryResult:
+        """Recover ``execution_id``; ``force`` skips waiting for the failed attempt's still
+        running stages to settle (see :func:`check_settled`)."""
+        snapshot, route, stage, source = self._check(execution_id, force=force)
         count, _ = check_input_stored(self.artefacts, self.executions, source)
         queue = snapshot.config.route(route).stage_queue(stage)
         self.publisher.check_queue(queue)

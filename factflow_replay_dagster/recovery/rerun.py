@@ -7,12 +7,12 @@ __all__ = ["RerunService"]
 import logging
 from datetime import UTC, datetime
 
-from ..errors import FactflowReplayError
+from ..errors import FactflowReplayError, InvalidStateError
 from ..executions import ExecutionStatus, ExecutionStore
 from ..messages import InitMessage
 from ..queues.base import QueuePublisher
 from ..storage.base import ArtefactStore
-from .models import RerunResult
+from .models import RerunRequest, RerunResult
 from .restart import check_input_stored, stage_input
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,22 @@ class RerunService:
         self.artefacts = artefacts
         self.executions = executions
         self.publisher = publisher
+
+    def check(self, request: RerunRequest) -> tuple[str, str]:
+        """What can be refused without counting storage: the execution exists and is at rest,
+        its snapshot has the stage (in ``route``), the stage's queue exists. Returns the route
+        and the queue; nothing is changed. What an HTTP request checks before it submits."""
+        execution = self.executions.get_execution(request.execution_id)
+        snapshot = self.executions.snapshot_of(request.execution_id)
+        route = snapshot.resolve_stage(execution.id, request.stage, route=request.route)
+        queue = snapshot.config.route(route).stage_queue(request.stage)
+        self.publisher.check_queue(queue)
+        if execution.status not in _AT_REST:
+            raise InvalidStateError(
+                f"execution {execution.id!r} is {execution.status}; a rerun needs it at rest "
+                f"({' or '.join(sorted(_AT_REST))})"
+            )
+        return route, queue
 
     def rerun(
         self,

@@ -9,10 +9,13 @@ from __future__ import annotations
 __all__ = [
     "RESUME_DESCRIPTION",
     "DetachedReplayService",
+    "ReplayOptions",
     "ReplayPlan",
     "ReplayProgress",
     "ReplayRequest",
     "ReplayResult",
+    "ReplayStatus",
+    "check_replay",
     "new_replay_id",
     "plan_replay",
     "select_artefacts",
@@ -25,26 +28,31 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from .models import (
         RESUME_DESCRIPTION,
+        ReplayOptions,
         ReplayPlan,
         ReplayProgress,
         ReplayRequest,
         ReplayResult,
+        ReplayStatus,
         new_replay_id,
     )
-    from .planning import plan_replay, select_artefacts
+    from .planning import check_replay, plan_replay, select_artefacts
     from .service import DetachedReplayService
 
 _HOMES = {
     "DetachedReplayService": "service",
+    "check_replay": "planning",
     "plan_replay": "planning",
     "select_artefacts": "planning",
     **dict.fromkeys(
         [
             "RESUME_DESCRIPTION",
+            "ReplayOptions",
             "ReplayPlan",
             "ReplayProgress",
             "ReplayRequest",
             "ReplayResult",
+            "ReplayStatus",
             "new_replay_id",
         ],
         "models",

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 __all__ = [
     "RESUME_DESCRIPTION",
+    "ReplayOptions",
     "ReplayPlan",
     "ReplayProgress",
     "ReplayRequest",
     "ReplayResult",
+    "ReplayStatus",
+    "new_child_execution_id",
     "new_replay_id",
 ]
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .._validation import validated
-from ..ids import new_id, validate_id
+from ..ids import ExecutionId, ReplayId, RouteId, StageId, new_id, validate_id
 
-ExecutionId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="execution"))]
-RouteId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="route"))]
-StageId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="stage"))]
-ReplayId = Annotated[str, AfterValidator(lambda v: validate_id(v, kind="replay"))]
+if TYPE_CHECKING:
+    from ..executions.records import ReplayRecord
 
 
 #: What :meth:`DetachedReplayService.resume` continues: shared by every entry point.
@@ -60,21 +62,21 @@ def new_replay_id(run_id: str | None = None) -> str:
     return validate_id(f"replay-{run_id}", kind="replay")
 
 
-class ReplayRequest(BaseModel):
-    """What to replay: a parent execution's stored ``from_stage`` artefacts into ``to_route``.
+def new_child_execution_id(pipeline: str) -> str:
+    """The one way a replay's child execution is named when the request names none."""
+    return new_id(f"{pipeline}-replay")
 
-    The one schema of a replay request: the Dagster run config (``ReplayConfig``), the CLI's
-    options and the HTTP API's body take their fields and help texts from here. Build it
-    from untrusted input with :meth:`parse`: bad ids raise
-    :class:`~factflow_replay_dagster.errors.InvalidIdError`, other problems
-    :class:`~factflow_replay_dagster.errors.InvalidInputError`.
+
+class ReplayOptions(BaseModel):
+    """What a person chooses about a replay of a given execution: everything but which
+    execution (the HTTP API takes that from its path) and who runs it.
+
+    The body of ``POST /api/v1/executions/{id}/replay``; :class:`ReplayRequest` adds the
+    source execution and what the runner fills in.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source_execution_id: ExecutionId = Field(
-        description="The parent execution whose stored artefacts are replayed."
-    )
     from_stage: StageId = Field(description="The parent's stage whose stored artefacts are sent.")
     to_route: RouteId = Field(
         description="The route to feed; its queue comes from the parent's config snapshot."
@@ -99,6 +101,21 @@ class ReplayRequest(BaseModel):
     replay_id: ReplayId | None = Field(
         default=None, description="Id for the replay (default: generated)."
     )
+
+
+class ReplayRequest(ReplayOptions):
+    """What to replay: a parent execution's stored ``from_stage`` artefacts into ``to_route``.
+
+    The one schema of a replay request: the Dagster run config (``ReplayConfig``), the CLI's
+    options and the HTTP API's body (:class:`ReplayOptions`) take their fields and help texts
+    from here. Build it from untrusted input with :meth:`parse`: bad ids raise
+    :class:`~factflow_replay_dagster.errors.InvalidIdError`, other problems
+    :class:`~factflow_replay_dagster.errors.InvalidInputError`.
+    """
+
+    source_execution_id: ExecutionId = Field(
+        description="The parent execution whose stored artefacts are replayed."
+    )
     requested_by: str | None = Field(
         default=None, max_length=255, description="Who asked: cli, api, a sensor, a user."
     )
@@ -111,13 +128,35 @@ class ReplayRequest(BaseModel):
         return validated(cls, data, what="replay request")
 
     @classmethod
+    def of(
+        cls,
+        source_execution_id: str,
+        options: ReplayOptions,
+        *,
+        requested_by: str | None = None,
+        dagster_run_id: str | None = None,
+    ) -> ReplayRequest:
+        """The request replaying ``source_execution_id`` with a person's ``options``."""
+        return cls.parse(
+            {
+                **options.model_dump(),
+                "source_execution_id": source_execution_id,
+                "requested_by": requested_by,
+                "dagster_run_id": dagster_run_id,
+            }
+        )
+
+    @classmethod
     def user_fields(cls) -> list[str]:
-        """The fields a person sets (the rest are filled in by whoever runs the replay)."""
-        return [name for name in cls.model_fields if name not in _SET_BY_THE_RUNNER]
+        """The fields a person sets, the source execution first (the rest are filled in by
+        whoever runs the replay)."""
+        return ["source_execution_id", *ReplayOptions.model_fields]
 
-
-#: Fields of a request the entry point fills in, not the person asking.
-_SET_BY_THE_RUNNER = frozenset({"requested_by", "dagster_run_id"})
+    def options(self) -> ReplayOptions:
+        """The person's choices, without the source execution and the runner's fields."""
+        return ReplayOptions.model_validate(
+            self.model_dump(include=set(ReplayOptions.model_fields))
+        )
 
 
 #: How a plan knows nothing it replays was lost (see ``ReplayPlan.completeness``).
@@ -188,3 +227,69 @@ class ReplayResult(BaseModel):
     @property
     def rate(self) -> float:
         return self.confirmed / self.seconds if self.seconds > 0 else 0.0
+
+
+#: States of a replay as a client sees it: the store's, and PENDING for a replay whose
+#: Dagster run was submitted but has not created it yet.
+ReplayStateName = Literal["PENDING", "PLANNED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+
+
+class ReplayStatus(BaseModel):
+    """Where a replay stands: what ``GET /api/v1/replays/{id}`` and its event stream show."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replay_id: str
+    state: ReplayStateName
+    source_execution_id: str | None = None
+    child_execution_id: str | None = None
+    from_stage: str | None = None
+    to_route: str | None = None
+    queue: str | None = None
+    confirmed: int = 0
+    total: int = 0
+    bytes_confirmed: int = 0
+    bytes_total: int = 0
+    rate: float = Field(
+        default=0.0, description="Confirmed messages per second, on average since it was created."
+    )
+    last_confirmed_key: str | None = None
+    dagster_run_id: str | None = None
+    dagster_run_status: str | None = Field(
+        default=None, description="The Dagster run's status, when the API could read it."
+    )
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("SUCCEEDED", "FAILED", "CANCELLED")
+
+    @classmethod
+    def of(cls, record: ReplayRecord, **extra: Any) -> ReplayStatus:
+        """The status of a recorded replay (``extra``: fields the caller knows better)."""
+        end = record.finished_at or record.updated_at
+        seconds = (end - record.created_at).total_seconds()
+        values: dict[str, Any] = {
+            "replay_id": record.replay_id,
+            "state": record.state.value,
+            "source_execution_id": record.source_execution_id,
+            "child_execution_id": record.child_execution_id,
+            "from_stage": record.from_stage,
+            "to_route": record.to_route,
+            "queue": record.queue,
+            "confirmed": record.confirmed,
+            "total": record.total,
+            "bytes_confirmed": record.bytes_confirmed,
+            "bytes_total": record.bytes_total,
+            "rate": round(record.confirmed / seconds, 3) if seconds > 0 else 0.0,
+            "last_confirmed_key": record.last_confirmed_key,
+            "dagster_run_id": record.dagster_run_id,
+            "error": record.error,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "finished_at": record.finished_at,
+        }
+        return cls(**{**values, **extra})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["plan_replay", "select_artefacts", "select_keys"]
+__all__ = ["CheckedReplay", "check_replay", "plan_replay", "select_artefacts", "select_keys"]
 
 import fnmatch
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..errors import (
@@ -15,10 +16,16 @@ from ..errors import (
     NoArtefactsError,
     ReplayError,
 )
-from ..executions import ExecutionStore, ReplayRecord, StageStatus
+from ..executions import (
+    ExecutionRecord,
+    ExecutionStore,
+    ReplayRecord,
+    StageLineage,
+    StageStatus,
+)
 from ..layout import stage_prefix
 from ..queues.base import QueuePublisher
-from ..snapshot import ConfigSnapshot
+from ..snapshot import ConfigSnapshot, RouteConfig
 from ..storage.base import ArtefactStore, ObjectInfo
 from ._tally import Tally
 from .models import Completeness, ReplayPlan, ReplayRequest
@@ -81,6 +88,45 @@ def _selected(
         yield item
 
 
+@dataclass(frozen=True)
+class CheckedReplay:
+    """What :func:`check_replay` resolved: the parent, its snapshot, the source route, the
+    target route and its queue (checked on the broker), the source stage's lineage."""
+
+    parent: ExecutionRecord
+    snapshot: ConfigSnapshot
+    source_route: str
+    target: RouteConfig
+    lineage: StageLineage | None
+    #: The replay this request continues, when it names one that exists.
+    resumes: ReplayRecord | None = None
+
+    @property
+    def queue(self) -> str:
+        return self.target.queue
+
+
+def check_replay(
+    request: ReplayRequest, *, executions: ExecutionStore, publisher: QueuePublisher
+) -> CheckedReplay:
+    """The checks of a replay that list nothing: the parent exists, its own snapshot has the
+    stage and the route, the route's queue exists, the stage finished. Cheap enough for an
+    HTTP request to run before it submits the run that plans and publishes."""
+    parent = executions.get_execution(request.source_execution_id)
+    snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
+    source_route = snapshot.resolve_stage(parent.id, request.from_stage, route=request.source_route)
+    target = snapshot.resolve_route(parent.id, request.to_route)
+    publisher.check_queue(target.queue)
+    lineage = executions.stage_lineage(parent.id, source_route, request.from_stage)
+    if lineage is not None and lineage.status is not StageStatus.SUCCEEDED:
+        raise InvalidStateError(
+            f"stage {source_route}/{request.from_stage} of execution {parent.id!r} is "
+            f"{lineage.status}, so its stored artefacts may be incomplete; let it finish or "
+            "recover the execution first"
+        )
+    return CheckedReplay(parent, snapshot, source_route, target, lineage)
+
+
 def plan_replay(
     request: ReplayRequest,
     *,
@@ -92,25 +138,16 @@ def plan_replay(
     """Check everything a replay needs and describe it; nothing is created or published.
 
     Raises, naming the culprit: unknown execution, stage, route (resolved from the parent's
-    own snapshot only); a missing queue; an unfinished source stage; no artefacts; an object
-    the stage's manifest lists (for any selection) or, without one, fewer objects than its
-    lineage counted (unfiltered only: the plan's ``completeness`` says which check ran).
+    own snapshot only); a missing queue; an unfinished source stage (:func:`check_replay`);
+    no artefacts; an object the stage's manifest lists (for any selection) or, without one,
+    fewer objects than its lineage counted (unfiltered only: the plan's ``completeness`` says
+    which check ran).
     """
-    parent = executions.get_execution(request.source_execution_id)
-    snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
-    source_route = snapshot.resolve_stage(parent.id, request.from_stage, route=request.source_route)
-    target = snapshot.resolve_route(parent.id, request.to_route)
+    checked = check_replay(request, executions=executions, publisher=publisher)
+    parent, snapshot, source_route = checked.parent, checked.snapshot, checked.source_route
+    target, lineage = checked.target, checked.lineage
     queue = target.queue
-    publisher.check_queue(queue)
-
     prefix = stage_prefix(parent.id, source_route, request.from_stage)
-    lineage = executions.stage_lineage(parent.id, source_route, request.from_stage)
-    if lineage is not None and lineage.status is not StageStatus.SUCCEEDED:
-        raise InvalidStateError(
-            f"stage {source_route}/{request.from_stage} of execution {parent.id!r} is "
-            f"{lineage.status}, so its stored artefacts may be incomplete; let it finish or "
-            "recover the execution first"
-        )
 
     manifest = lineage is not None and lineage.manifest
     expected = None

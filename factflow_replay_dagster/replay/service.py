@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = ["DetachedReplayService"]
 
+import dataclasses
 import logging
 import os
 import socket
@@ -25,14 +26,20 @@ from ..errors import (
     UnknownReplayError,
 )
 from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource, ReplayState
-from ..ids import new_id
 from ..messages import ArtefactEnvelope, EndMarker
 from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
 from ..settings import DEFAULTS
 from ..snapshot import ConfigSnapshot, StageRef
 from ..storage.base import ArtefactStore
-from .models import ReplayPlan, ReplayProgress, ReplayRequest, ReplayResult, new_replay_id
-from .planning import plan_replay, select_keys
+from .models import (
+    ReplayPlan,
+    ReplayProgress,
+    ReplayRequest,
+    ReplayResult,
+    new_child_execution_id,
+    new_replay_id,
+)
+from .planning import CheckedReplay, check_replay, plan_replay, select_keys
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,19 @@ class DetachedReplayService:
         self.progress_every = progress_every
         self.read_ahead = read_ahead
         self.stale_after = stale_after
+
+    def check(
+        self, request: ReplayRequest, *, resume_replay_id: str | None = None
+    ) -> CheckedReplay:
+        """What can be refused without listing storage (:func:`check_replay`), the replay a
+        resume continues, and a child execution id that is already taken; nothing is created
+        or published. What an HTTP request checks before it submits a run."""
+        resume = self._resume_target(request, resume_replay_id)
+        checked = check_replay(request, executions=self.executions, publisher=self.publisher)
+        child = request.child_execution_id
+        if resume is None and child is not None and self.executions.find_execution(child):
+            raise InvalidStateError(f"execution {child!r} already exists")
+        return dataclasses.replace(checked, resumes=resume)
 
     def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
         """Resolve, check and list (for a resume: what is left); publish and create nothing."""
@@ -290,7 +310,7 @@ class DetachedReplayService:
         self, request: ReplayRequest, plan: ReplayPlan, snapshot: ConfigSnapshot
     ) -> ReplayRecord:
         replay_id = request.replay_id or new_replay_id()
-        child_id = request.child_execution_id or new_id(f"{plan.pipeline}-replay")
+        child_id = request.child_execution_id or new_child_execution_id(plan.pipeline)
         source = ReplaySource(
             replay_id=replay_id,
             parent_execution_id=plan.source_execution_id,

@@ -6,6 +6,7 @@ __all__ = [
     "TAG_PREFIX",
     "add_run_tags",
     "as_dagster_failure",
+    "config_field",
     "console_loggers",
     "interrupted",
     "interruptible",
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
+from pydantic import BaseModel, Field
 
 from ...connect import Components
 from ...errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
@@ -37,6 +39,13 @@ def opened(
         publisher_factory=queue.open_publisher,
         consumer_factory=queue.open_consumer,
     )
+
+
+def config_field(model: type[BaseModel], name: str) -> Any:
+    """A run-config field with the default and help text of the core model's ``name``: the
+    core's requests are the one schema, the launchpad shows their texts."""
+    info = model.model_fields[name]
+    return Field(default=info.default, description=info.description)
 
 
 def console_loggers(level: str | None) -> dict[str, Any] | None:

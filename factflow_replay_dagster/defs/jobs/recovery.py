@@ -17,36 +17,50 @@ import dagster as dg
 from pydantic import Field
 
 from ...ids import validate_id
-from ...recovery import RecoveryManager, RecoveryResult, RerunResult, RerunService
+from ...recovery import (
+    RecoveryManager,
+    RecoveryOptions,
+    RecoveryResult,
+    RerunRequest,
+    RerunResult,
+    RerunService,
+)
 from ..assets import executions_partitions, stage_asset_key
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
-from ._common import add_run_tags, as_dagster_failure, console_loggers, opened, requested_by
+from ._common import (
+    add_run_tags,
+    as_dagster_failure,
+    config_field,
+    console_loggers,
+    opened,
+    requested_by,
+)
 
 
 class RecoveryConfig(dg.Config):
-    """Run config of ``recovery_job``."""
+    """Run config of ``recovery_job``: the execution, and the fields of the core's
+    ``RecoveryOptions`` (the HTTP API's body), with their texts."""
 
     execution_id: str = Field(
         description="The FAILED execution to restart from its last succeeded stage."
     )
-    reason: str | None = Field(default=None, description="Why: kept with the recovery.")
-    force: bool = Field(
-        default=False,
-        description="Recover now even if a stage of the failed attempt is "
-        "still running (its work is redone).",
-    )
+    reason: str | None = config_field(RecoveryOptions, "reason")
+    force: bool = config_field(RecoveryOptions, "force")
 
 
 class RerunConfig(dg.Config):
-    """Run config of ``rerun_stage_job``."""
+    """Run config of ``rerun_stage_job``: the fields of the core's ``RerunRequest`` (the HTTP
+    API's body), with their texts."""
 
-    execution_id: str = Field(description="The execution (at rest) whose stage is rerun.")
-    stage: str = Field(description="The stage to rerun; its queue comes from the snapshot.")
-    route: str | None = Field(default=None, description="Its route, if the name is ambiguous.")
-    only_this_stage: bool = Field(
-        default=False, description="Do not rerun the stages after it (outputs not forwarded)."
-    )
-    reason: str | None = Field(default=None, description="Why: kept in the stage's lineage.")
+    execution_id: str = config_field(RerunRequest, "execution_id")
+    stage: str = config_field(RerunRequest, "stage")
+    route: str | None = config_field(RerunRequest, "route")
+    only_this_stage: bool = config_field(RerunRequest, "only_this_stage")
+    reason: str | None = config_field(RerunRequest, "reason")
+
+    def to_request(self) -> RerunRequest:
+        """The core request; bad ids raise the package's typed errors."""
+        return RerunRequest.parse(self.model_dump())
 
 
 def _observe(
@@ -138,17 +152,18 @@ def rerun_stage(
     queue: QueueResource,
 ) -> dg.Output[RerunResult]:
     with as_dagster_failure(), opened(artefacts, executions, queue) as components:
+        request = config.to_request()
         service = RerunService(
             artefacts=components.artefacts,
             executions=components.executions,
             publisher=components.publisher,
         )
         result = service.rerun(
-            config.execution_id,
-            config.stage,
-            route=config.route,
-            only_this_stage=config.only_this_stage,
-            reason=config.reason,
+            request.execution_id,
+            request.stage,
+            route=request.route,
+            only_this_stage=request.only_this_stage,
+            reason=request.reason,
             requested_by=requested_by(context),
             dagster_run_id=context.run_id,
         )

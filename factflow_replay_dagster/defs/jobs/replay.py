@@ -28,6 +28,7 @@ from ..stale import close_stale_replays
 from ._common import (
     add_run_tags,
     as_dagster_failure,
+    config_field,
     console_loggers,
     interrupted,
     interruptible,
@@ -39,8 +40,7 @@ from ._common import (
 
 def _request_field(name: str) -> Any:
     """A run-config field with the default and help text of ``ReplayRequest.<name>``."""
-    info = ReplayRequest.model_fields[name]
-    return Field(default=info.default, description=info.description)
+    return config_field(ReplayRequest, name)
 
 
 class ReplayConfig(dg.Config):
