@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..replay.models import RESUME_DESCRIPTION, new_replay_id
+from ..replay.models import MAX_SHARDS, RESUME_DESCRIPTION, new_replay_id
 from ._app import (
     echo_json,
     handle_errors,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 @request_option("reason")
 @request_option("child_execution_id")
 @request_option("replay_id")
+@request_option("shards", type=click.IntRange(1, MAX_SHARDS), default=1, show_default=True)
 @click.option("--resume", "resume_replay_id", help=RESUME_DESCRIPTION)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option(
@@ -65,6 +66,7 @@ def replay(
     reason: str | None,
     child_execution_id: str | None,
     replay_id: str | None,
+    shards: int,
     resume_replay_id: str | None,
     as_json: bool,
     dagster_url: str | None,
@@ -101,6 +103,7 @@ def replay(
         "reason": reason,
         "child_execution_id": child_execution_id,
         "replay_id": None if resume_replay_id else replay_id,
+        "shards": shards if shards > 1 else None,
         "resume_replay_id": resume_replay_id,
     }
     outcome = runner.run(

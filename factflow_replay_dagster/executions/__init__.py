@@ -20,6 +20,7 @@ __all__ = [
     "ReplaySource",
     "ReplayState",
     "ReplaySummary",
+    "ShardRecord",
     "StageLineage",
     "StageStatus",
     "execution_details",
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         ReplayRecord,
         ReplaySource,
         ReplaySummary,
+        ShardRecord,
         StageLineage,
     )
     from .statuses import ExecutionStatus, ReplayState, StageStatus
@@ -61,6 +63,7 @@ _HOMES = {
             "ReplayRecord",
             "ReplaySource",
             "ReplaySummary",
+            "ShardRecord",
             "StageLineage",
         ],
         "records",

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import InvalidStateError, UnknownReplayError
 from ..ids import validate_id
 from ._executions import ExecutionsMixin
-from .models import Replay, utcnow
+from .models import Replay, ReplayShard, utcnow
 from .records import ReplayRecord
 from .statuses import ExecutionStatus, ReplayState
 
@@ -209,6 +209,14 @@ class ReplaysMixin(ExecutionsMixin):
                     data={"replay_id": each, "child": row.child_execution_id, "error": row.error},
                 )
                 error, child = row.error, row.child_execution_id
+                session.execute(
+                    update(ReplayShard)
+                    .where(
+                        ReplayShard.replay_id == each,
+                        ReplayShard.state == ReplayState.RUNNING.value,
+                    )
+                    .values(state=ReplayState.FAILED.value, error=row.error, updated_at=now)
+                )
                 marked.append(ReplayRecord.model_validate(row))
             if child is not None:
                 self.set_status(

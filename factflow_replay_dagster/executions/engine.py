@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration; a test checks it is Alembic's head. Opening a store at this
 #: revision skips importing Alembic at all (it costs most of a second).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 #: PostgreSQL advisory lock keys (arbitrary constants, unique to this package).
 MIGRATION_LOCK = 0x46465244_0001
 EVENT_LOCK = 0x46465244_0002

@@ -10,6 +10,7 @@ __all__ = [
     "ProcessedMessage",
     "Recovery",
     "Replay",
+    "ReplayShard",
     "Stage",
     "StageObject",
 ]
@@ -164,6 +165,27 @@ class Replay(Base):
     #: When the publishing process last said it is alive, and which process it is.
     heartbeat_at: Mapped[datetime | None]
     owner: Mapped[str | None] = mapped_column(String(255))
+
+
+class ReplayShard(Base):
+    """One contiguous key range of a replay, published by one step with its own progress:
+    ``(start_after, stop_at]``; a resume starts after ``last_confirmed_key``."""
+
+    __tablename__ = "replay_shards"
+
+    replay_id: Mapped[str] = mapped_column(ForeignKey("replays.replay_id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_after: Mapped[str | None] = mapped_column(KEY)
+    stop_at: Mapped[str] = mapped_column(KEY)
+    first_key: Mapped[str] = mapped_column(KEY)
+    total: Mapped[int] = mapped_column(Integer)
+    bytes_total: Mapped[int] = mapped_column(BigInteger)
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_confirmed: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_confirmed_key: Mapped[str | None] = mapped_column(KEY)
+    state: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Recovery(Base):

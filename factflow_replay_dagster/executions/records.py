@@ -12,6 +12,7 @@ __all__ = [
     "ReplaySource",
     "ReplayState",
     "ReplaySummary",
+    "ShardRecord",
     "StageLineage",
     "StageStatus",
 ]
@@ -126,6 +127,28 @@ class ReplayRecord(ReplaySummary):
     """A replay with the request it was made with (a resume repeats it)."""
 
     request: dict[str, Any]
+
+
+class ShardRecord(_Record):
+    """One key range of a replay and where its publishing stands."""
+
+    replay_id: str
+    shard: int
+    start_after: str | None
+    stop_at: str
+    first_key: str
+    total: int
+    bytes_total: int
+    confirmed: int
+    bytes_confirmed: int
+    last_confirmed_key: str | None
+    state: ReplayState
+    updated_at: datetime
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.state is ReplayState.SUCCEEDED
 
 
 class RecoveryRecord(_Record):

@@ -5,10 +5,10 @@ from __future__ import annotations
 __all__ = ["ExecutionStore"]
 
 from ._recoveries import RecoveriesMixin
-from ._replays import ReplaysMixin
+from ._shards import ShardsMixin
 
 
-class ExecutionStore(ReplaysMixin, RecoveriesMixin):
+class ExecutionStore(ShardsMixin, RecoveriesMixin):
     """SQLAlchemy 2 store; SQLite file by default, PostgreSQL by URL; migrated by Alembic.
 
     Safe for concurrent writers in several processes: SQLite runs in WAL mode with

@@ -15,6 +15,8 @@ __all__ = [
     "ReplayRequest",
     "ReplayResult",
     "ReplayStatus",
+    "ShardPlan",
+    "ShardResult",
     "check_replay",
     "new_replay_id",
     "plan_replay",
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
         ReplayRequest,
         ReplayResult,
         ReplayStatus,
+        ShardPlan,
+        ShardResult,
         new_replay_id,
     )
     from .planning import check_replay, plan_replay, select_artefacts
@@ -53,6 +57,8 @@ _HOMES = {
             "ReplayRequest",
             "ReplayResult",
             "ReplayStatus",
+            "ShardPlan",
+            "ShardResult",
             "new_replay_id",
         ],
         "models",

@@ -67,6 +67,10 @@ def new_child_execution_id(pipeline: str) -> str:
     return new_id(f"{pipeline}-replay")
 
 
+#: More shards than this is a mistake, not a plan (one step, one connection each).
+MAX_SHARDS = 64
+
+
 class ReplayOptions(BaseModel):
     """What a person chooses about a replay of a given execution: everything but which
     execution (the HTTP API takes that from its path) and who runs it.
@@ -100,6 +104,13 @@ class ReplayOptions(BaseModel):
     )
     replay_id: ReplayId | None = Field(
         default=None, description="Id for the replay (default: generated)."
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_SHARDS,
+        description="Publish in this many contiguous key ranges at once, each its own Dagster "
+        "step: order holds within a shard; 1 keeps the whole replay in key order.",
     )
 
 
@@ -163,6 +174,23 @@ class ReplayRequest(ReplayOptions):
 Completeness = Literal["manifest", "count", "unknown"]
 
 
+class ShardPlan(BaseModel):
+    """One contiguous key range of a replay, ``(start_after, stop_at]``, published by one
+    step in key order; a resume starts after ``resume_after``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    start_after: str | None
+    stop_at: str
+    first_key: str
+    count: int
+    bytes: int
+    resume_after: str | None = None
+    already_confirmed: int = 0
+    done: bool = Field(default=False, description="Resume: this shard already succeeded.")
+
+
 class ReplayPlan(BaseModel):
     """The checked plan: route resolved from the parent's snapshot, artefacts listed."""
 
@@ -186,6 +214,9 @@ class ReplayPlan(BaseModel):
     limit: int | None = None
     resume_after: str | None = Field(default=None, description="Resume: last confirmed key.")
     already_confirmed: int = 0
+    shards: list[ShardPlan] = Field(
+        default_factory=list, description="The key ranges, in key order (one at least)."
+    )
     completeness: Completeness = Field(
         default="unknown",
         description="How the plan knows nothing is missing: 'manifest', every selected key the "
@@ -196,7 +227,8 @@ class ReplayPlan(BaseModel):
 
 
 class ReplayProgress(BaseModel):
-    """Progress of a running replay, reported as it is saved."""
+    """Progress of a running replay, reported as it is saved (of one shard's step: the
+    replay's totals as this step knows them, the other shards as they were when it began)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -204,8 +236,24 @@ class ReplayProgress(BaseModel):
     confirmed: int
     total: int
     bytes: int
-    rate: float = Field(description="Confirmed messages per second since this run started.")
+    rate: float = Field(description="Confirmed messages per second since this step started.")
     last_key: str | None
+    shard: int = 0
+
+
+class ShardResult(BaseModel):
+    """How one shard's step ended: SUCCEEDED (every message confirmed) or CANCELLED."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replay_id: str
+    index: int
+    state: Literal["SUCCEEDED", "CANCELLED"]
+    confirmed: int
+    total: int
+    bytes: int = 0
+    resent: int = 0
+    seconds: float = 0.0
 
 
 class ReplayResult(BaseModel):

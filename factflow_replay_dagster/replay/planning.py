@@ -28,7 +28,7 @@ from ..queues.base import QueuePublisher
 from ..snapshot import ConfigSnapshot, RouteConfig
 from ..storage.base import ArtefactStore, ObjectInfo
 from ._tally import Tally
-from .models import Completeness, ReplayPlan, ReplayRequest
+from .models import Completeness, ReplayPlan, ReplayRequest, ShardPlan
 
 T = TypeVar("T")
 
@@ -201,6 +201,19 @@ def plan_replay(
     else:
         completeness = "unknown"
 
+    if resume is None:
+        shards = _cut(
+            artefacts,
+            prefix,
+            request,
+            count=count,
+            size=size,
+            first=first,
+            last=last,
+        )
+    else:
+        shards = _resumed(executions, resume)
+
     plan = ReplayPlan(
         source_execution_id=parent.id,
         pipeline=parent.pipeline,
@@ -220,6 +233,75 @@ def plan_replay(
         limit=request.limit,
         resume_after=None if resume is None else resume.last_confirmed_key,
         already_confirmed=0 if resume is None else resume.confirmed,
+        shards=shards,
         completeness=completeness,
     )
     return plan, snapshot
+
+
+def _cut(
+    artefacts: ArtefactStore,
+    prefix: str,
+    request: ReplayRequest,
+    *,
+    count: int,
+    size: int,
+    first: str,
+    last: str,
+) -> list[ShardPlan]:
+    """The selection cut into ``request.shards`` contiguous key ranges of near-equal counts
+    (one more listing, keeping only each range's bounds: memory does not grow)."""
+    wanted = min(request.shards, count)
+    if wanted == 1:
+        return [
+            ShardPlan(
+                index=0, start_after=None, stop_at=last, first_key=first, count=count, bytes=size
+            )
+        ]
+    sizes = [count // wanted + (1 if index < count % wanted else 0) for index in range(wanted)]
+    shards: list[ShardPlan] = []
+    start_after: str | None = None
+    taken = size_taken = 0
+    shard_first: str | None = None
+    for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
+        shard_first = shard_first or info.key
+        taken += 1
+        size_taken += info.size
+        if taken == sizes[len(shards)]:
+            shards.append(
+                ShardPlan(
+                    index=len(shards),
+                    start_after=start_after,
+                    stop_at=info.key,
+                    first_key=shard_first,
+                    count=taken,
+                    bytes=size_taken,
+                )
+            )
+            start_after, shard_first, taken, size_taken = info.key, None, 0, 0
+            if len(shards) == wanted:
+                break
+    if len(shards) != wanted:
+        raise ReplayError(
+            f"objects under {prefix!r} changed while the replay was planned: listed {count} "
+            "then fewer; plan it again"
+        )
+    return shards
+
+
+def _resumed(executions: ExecutionStore, record: ReplayRecord) -> list[ShardPlan]:
+    """A resumed replay's shards as it cut them, each from where it stopped."""
+    return [
+        ShardPlan(
+            index=shard.shard,
+            start_after=shard.start_after,
+            stop_at=shard.stop_at,
+            first_key=shard.first_key,
+            count=shard.total,
+            bytes=shard.bytes_total,
+            resume_after=shard.last_confirmed_key,
+            already_confirmed=shard.confirmed,
+            done=shard.done,
+        )
+        for shard in executions.replay_shards(record.replay_id)
+    ]

@@ -1,142 +1,46 @@
 """The detached replay service: plan, create the child execution, publish with confirms, resume.
 
-Plain Python with no Dagster import; the Dagster job, the CLI and tests all drive this class.
+Plain Python with no Dagster import; the Dagster job, the CLI, the HTTP API and tests all
+drive this class. A replay is cut into shards (contiguous key ranges, one by default):
+:meth:`DetachedReplayService.start` creates or reopens it, :meth:`publish_shard` publishes
+one shard (each may run in its own process), :meth:`finish` sends the end marker once all
+succeeded. :meth:`run` does all of it here, shard after shard.
 """
 
 from __future__ import annotations
 
-__all__ = ["DetachedReplayService"]
+__all__ = ["DetachedReplayService", "ProgressCallback", "ReplayStart"]
 
 import dataclasses
 import logging
-import os
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Literal
 
 from ..errors import (
-    ArtefactNotFoundError,
     FactflowReplayError,
-    InvalidInputError,
     InvalidStateError,
     ReplayError,
-    UnknownReplayError,
 )
-from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource, ReplayState
-from ..messages import ArtefactEnvelope, EndMarker
-from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
+from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplayState
+from ..messages import EndMarker
+from ..queues.base import QueuePublisher, StopCallback
 from ..settings import DEFAULTS
 from ..snapshot import ConfigSnapshot, StageRef
 from ..storage.base import ArtefactStore
+from ._heartbeat import OWNER, Heartbeat
+from ._records import create_replay, reopen_replay
+from ._resume import continuing, resume_target
+from ._shard_run import ProgressCallback, ReplayStart, ShardRun
 from .models import (
     ReplayPlan,
-    ReplayProgress,
     ReplayRequest,
     ReplayResult,
-    new_child_execution_id,
-    new_replay_id,
+    ShardPlan,
+    ShardResult,
 )
-from .planning import CheckedReplay, check_replay, plan_replay, select_keys
+from .planning import CheckedReplay, check_replay, plan_replay
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[ReplayProgress], None]
-_RESUMABLE = {ReplayState.PLANNED, ReplayState.CANCELLED, ReplayState.FAILED}
-#: Who publishes, as the replay record shows it: this host and process.
-_OWNER = f"{socket.gethostname()} pid {os.getpid()}"
-_SAME_ON_RESUME = ("source_execution_id", "from_stage", "to_route", "match", "limit")
-#: What a resume that does not say otherwise keeps from the replay it continues.
-_KEPT_ON_RESUME = ("rate", "reason", "source_route")
-
-
-class _Heartbeat:
-    """Says the replay's process is alive, from a thread, every ``every`` seconds while it
-    publishes (also while the broker blocks or a rate holds it back): a replay whose record
-    stops beating was killed, and can be resumed (see ``fail_stale_replays``)."""
-
-    def __init__(self, executions: ExecutionStore, replay_id: str, *, every: float) -> None:
-        self._executions = executions
-        self._replay_id = replay_id
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{replay_id}", daemon=True
-        )
-
-    def __enter__(self) -> None:
-        self._thread.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._every + 5)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                self._executions.beat_replay(self._replay_id)
-            except FactflowReplayError as exc:  # the publish path fails on its next save
-                log.warning("replay %s: heartbeat not saved: %s", self._replay_id, exc)
-
-
-class _Run:
-    """One run of a replay: its plan and ids, what has been confirmed, when it was saved."""
-
-    def __init__(
-        self, plan: ReplayPlan, record: ReplayRecord, on_progress: ProgressCallback | None
-    ) -> None:
-        if record.child_execution_id is None:
-            raise InvalidStateError(f"replay {record.replay_id!r} has no child execution")
-        self.plan = plan
-        self.replay_id = record.replay_id
-        self.child_id = record.child_execution_id
-        self.on_progress = on_progress
-        self.confirmed = record.confirmed
-        self.bytes = record.bytes_confirmed
-        self.last_key = record.last_confirmed_key
-        self.saved = record.confirmed
-        self.saved_at = self.started = time.monotonic()
-        self.missing: ArtefactNotFoundError | None = None
-        self.resent = 0
-
-    def result(self, state: Literal["SUCCEEDED", "CANCELLED"]) -> ReplayResult:
-        return ReplayResult(
-            state=state,
-            plan=self.plan,
-            replay_id=self.replay_id,
-            child_execution_id=self.child_id,
-            confirmed=self.confirmed,
-            total=self.plan.count,
-            bytes=self.bytes,
-            resent=self.resent,
-            seconds=time.monotonic() - self.started,
-            last_confirmed_key=self.last_key,
-        )
-
-    def progress(self) -> ReplayProgress:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return ReplayProgress(
-            replay_id=self.replay_id,
-            confirmed=self.confirmed,
-            total=self.plan.count,
-            bytes=self.bytes,
-            rate=(self.confirmed - self.plan.already_confirmed) / elapsed,
-            last_key=self.last_key,
-        )
-
-
-def _continuing(request: ReplayRequest, record: ReplayRecord) -> ReplayRequest:
-    """A resume's request: what it leaves unset (the rate, the reason) is what the replay
-    was started with; what it sets (say, a new rate) applies from now on."""
-    stored = ReplayRequest.model_validate(record.request)
-    kept = {
-        name: getattr(stored, name)
-        for name in _KEPT_ON_RESUME
-        if getattr(request, name) is None and getattr(stored, name) is not None
-    }
-    return request.model_copy(update=kept) if kept else request
 
 
 class DetachedReplayService:
@@ -144,8 +48,8 @@ class DetachedReplayService:
 
     A new child execution records where its input came from (:class:`ReplaySource`). The
     route resolves from the parent's snapshot; everything is checked before the first
-    publish; every message is confirmed; progress is saved so a cancelled or failed replay
-    resumes after the last confirmed artefact.
+    publish; every message is confirmed; each shard's position is saved so a cancelled,
+    failed or killed replay resumes after its last confirmed artefacts.
     """
 
     def __init__(
@@ -171,7 +75,9 @@ class DetachedReplayService:
         """What can be refused without listing storage (:func:`check_replay`), the replay a
         resume continues, and a child execution id that is already taken; nothing is created
         or published. What an HTTP request checks before it submits a run."""
-        resume = self._resume_target(request, resume_replay_id)
+        resume = resume_target(
+            self.executions, request, resume_replay_id, stale_after=self.stale_after
+        )
         checked = check_replay(request, executions=self.executions, publisher=self.publisher)
         child = request.child_execution_id
         if resume is None and child is not None and self.executions.find_execution(child):
@@ -180,7 +86,10 @@ class DetachedReplayService:
 
     def plan(self, request: ReplayRequest, *, resume_replay_id: str | None = None) -> ReplayPlan:
         """Resolve, check and list (for a resume: what is left); publish and create nothing."""
-        plan, _ = self._plan(request, self._resume_target(request, resume_replay_id))
+        plan, _ = self._plan(
+            request,
+            self._resume_target(request, resume_replay_id),
+        )
         return plan
 
     def run(
@@ -193,51 +102,31 @@ class DetachedReplayService:
         on_progress: ProgressCallback | None = None,
     ) -> ReplayResult:
         """Plan (unless ``plan`` is a fresh one for this request), then publish every planned
-        artefact, or only the rest when resuming.
+        artefact here, shard after shard, or only the rest when resuming.
 
-        Returns SUCCEEDED, CANCELLED (``should_stop`` said so; the position is saved) or
+        Returns SUCCEEDED, CANCELLED (``should_stop`` said so; positions are saved) or
         DRY_RUN; raises :class:`FactflowReplayError` subclasses on failure, after saving
         progress and marking the replay and its child execution FAILED with the reason.
 
         A ``request.replay_id`` naming an existing cancelled or failed replay resumes it, so
         running the same request again (a Dagster run retry) never re-sends what was confirmed.
         """
-        resume = self._resume_target(request, resume_replay_id)
-        if resume is not None:
-            request = _continuing(request, resume)
-        if plan is None:
-            plan, snapshot = self._plan(request, resume)
-        else:
-            snapshot = self.executions.snapshot_of(plan.source_execution_id)
+        started_at = time.monotonic()
         if request.dry_run:
-            return ReplayResult(state="DRY_RUN", plan=plan, total=plan.count, bytes=plan.bytes)
-        record = self._create(request, plan, snapshot) if resume is None else self._reopen(resume)
-        run = _Run(plan, record, on_progress)
-        self.executions.set_replay_state(
-            run.replay_id,
-            ReplayState.RUNNING,
-            child_execution_id=run.child_id,
-            dagster_run_id=request.dagster_run_id,
-            owner=_OWNER,
-        )
-        log.info(
-            "replay %s: %d artefacts of %s/%s from %s into %s (queue %s)%s",
-            run.replay_id,
-            plan.count,
-            plan.source_route,
-            plan.from_stage,
-            plan.source_execution_id,
-            plan.to_route,
-            plan.queue,
-            f", resuming after {run.confirmed}" if resume else "",
-        )
-        try:
-            with _Heartbeat(self.executions, run.replay_id, every=self.stale_after / 10):
-                return self._publish(run, should_stop, rate=request.rate)
-        except FactflowReplayError as exc:
-            self._save(run)
-            self._fail(run, str(exc))
-            raise
+            dry = plan or self.plan(request, resume_replay_id=resume_replay_id)
+            return ReplayResult(state="DRY_RUN", plan=dry, total=dry.count, bytes=dry.bytes)
+        start = self.start(request, plan=plan, resume_replay_id=resume_replay_id)
+        assert start is not None  # not a dry run
+        resent = 0
+        for shard in start.plan.shards:
+            result = self.publish_shard(
+                start, shard, should_stop=should_stop, on_progress=on_progress
+            )
+            resent += result.resent
+            if result.state == "CANCELLED":
+                return self._result(start, "CANCELLED", resent, started_at)
+        self.finish(start)
+        return self._result(start, "SUCCEEDED", resent, started_at)
 
     def resume(
         self,
@@ -253,6 +142,137 @@ class DetachedReplayService:
         return self.run(
             request, resume_replay_id=replay_id, should_stop=should_stop, on_progress=on_progress
         )
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def start(
+        self,
+        request: ReplayRequest,
+        *,
+        plan: ReplayPlan | None = None,
+        resume_replay_id: str | None = None,
+    ) -> ReplayStart | None:
+        """Create the replay, its shards and its child execution (or reopen a resumed one)
+        and mark it RUNNING; None for a dry run (nothing is created)."""
+        resume = resume_target(
+            self.executions, request, resume_replay_id, stale_after=self.stale_after
+        )
+        if resume is not None:
+            request = continuing(request, resume)
+        if plan is None or not plan.shards:
+            plan, snapshot = self._plan(request, resume)
+        else:
+            snapshot = self.executions.snapshot_of(plan.source_execution_id)
+        if request.dry_run:
+            return None
+        if resume is None:
+            record = create_replay(self.executions, request, plan, snapshot)
+        else:
+            record = reopen_replay(self.executions, resume)
+        if record.child_execution_id is None:
+            raise InvalidStateError(f"replay {record.replay_id!r} has no child execution")
+        self.executions.set_replay_state(
+            record.replay_id,
+            ReplayState.RUNNING,
+            child_execution_id=record.child_execution_id,
+            dagster_run_id=request.dagster_run_id,
+            owner=OWNER,
+        )
+        log.info(
+            "replay %s: %d artefacts of %s/%s from %s into %s (queue %s) in %d shard(s)%s",
+            record.replay_id,
+            plan.count,
+            plan.source_route,
+            plan.from_stage,
+            plan.source_execution_id,
+            plan.to_route,
+            plan.queue,
+            len(plan.shards),
+            f", resuming after {record.confirmed}" if resume else "",
+        )
+        return ReplayStart(
+            replay_id=record.replay_id,
+            child_execution_id=record.child_execution_id,
+            plan=plan,
+            rate=request.rate,
+            resumed=resume is not None,
+        )
+
+    def publish_shard(
+        self,
+        start: ReplayStart,
+        shard: ShardPlan,
+        *,
+        should_stop: StopCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ShardResult:
+        """Publish one shard in key order (the rest of it, when resuming). A failure saves
+        the position, marks the shard, the replay and the child FAILED, and raises."""
+        if shard.done:
+            return ShardResult(
+                replay_id=start.replay_id,
+                index=shard.index,
+                state="SUCCEEDED",
+                confirmed=shard.count,
+                total=shard.count,
+            )
+        self.executions.set_shard_state(start.replay_id, shard.index, ReplayState.RUNNING)
+        run = ShardRun(
+            start,
+            shard,
+            artefacts=self.artefacts,
+            executions=self.executions,
+            publisher=self.publisher,
+            progress_every=self.progress_every,
+            read_ahead=self.read_ahead,
+            on_progress=on_progress,
+        )
+        try:
+            with Heartbeat(self.executions, start.replay_id, every=self.stale_after / 10):
+                result = run.publish(should_stop)
+        except FactflowReplayError as exc:
+            run.save()
+            self._fail(start, shard, str(exc))
+            raise
+        if result.state == "CANCELLED":
+            self._cancel(start, shard)
+        else:
+            self.executions.set_shard_state(start.replay_id, shard.index, ReplayState.SUCCEEDED)
+        return result
+
+    def finish(self, start: ReplayStart) -> None:
+        """Every shard succeeded: send the end marker (the child's first stage then knows how
+        many artefacts to expect) and mark the replay SUCCEEDED."""
+        plan = start.plan
+        unfinished = [s.shard for s in self.executions.replay_shards(start.replay_id) if not s.done]
+        if unfinished:
+            raise ReplayError(
+                f"replay {start.replay_id!r} cannot finish: shards {unfinished} did not succeed"
+            )
+        confirmed = self.executions.get_replay(start.replay_id).confirmed
+        if confirmed != plan.count:
+            error = ReplayError(
+                f"replay {start.replay_id!r} confirmed {confirmed} of {plan.count} planned "
+                f"artefacts: objects under {plan.prefix!r} changed since the plan"
+            )
+            self._fail(start, None, str(error))
+            raise error
+        source = StageRef(
+            execution_id=plan.source_execution_id, route=plan.source_route, stage=plan.from_stage
+        )
+        marker = EndMarker(
+            execution_id=start.child_execution_id,
+            attempt=1,
+            route=plan.to_route,
+            stage=plan.target_stage,
+            count=plan.count,
+            replay_id=start.replay_id,
+            source=source,
+        )
+        self.publisher.publish(plan.queue, [marker.message()])
+        self.executions.set_replay_state(start.replay_id, ReplayState.SUCCEEDED)
+        self._update_source(start)
+        log.info("replay %s succeeded: %d artefacts confirmed", start.replay_id, confirmed)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -270,231 +290,78 @@ class DetachedReplayService:
     def _resume_target(
         self, request: ReplayRequest, resume_replay_id: str | None
     ) -> ReplayRecord | None:
-        """The replay to resume: ``resume_replay_id``, or an existing ``request.replay_id``."""
-        if resume_replay_id is not None:
-            return self._resumable(request, resume_replay_id)
-        if request.replay_id is None:
-            return None
-        try:
-            self.executions.get_replay(request.replay_id)
-        except UnknownReplayError:
-            return None  # a new replay that will carry this id
-        return self._resumable(request, request.replay_id)
-
-    def _resumable(self, request: ReplayRequest, replay_id: str) -> ReplayRecord:
-        record = self.executions.get_replay(replay_id)
-        if record.state is ReplayState.RUNNING:
-            # Resumable only if its process is gone (no heartbeat): it is then marked FAILED.
-            if not self.executions.fail_stale_replays(
-                stale_after=self.stale_after, replay_id=replay_id
-            ):
-                raise InvalidStateError(
-                    f"replay {replay_id!r} is RUNNING: its process"
-                    + (f" ({record.owner})" if record.owner else "")
-                    + " is still publishing (it beats every few seconds); cancel its Dagster "
-                    f"run {record.dagster_run_id or ''} first, or wait for it to end"
-                )
-            record = self.executions.get_replay(replay_id)
-        if record.state not in _RESUMABLE:
-            raise InvalidStateError(f"replay {replay_id!r} is {record.state}: nothing to resume")
-        stored = ReplayRequest.model_validate(record.request)
-        different = [f for f in _SAME_ON_RESUME if getattr(stored, f) != getattr(request, f)]
-        if different:
-            raise InvalidInputError(
-                f"resume of replay {replay_id!r} must repeat its request; these differ: "
-                + ", ".join(f"{f} (was {getattr(stored, f)!r})" for f in different)
-            )
-        return record
-
-    def _create(
-        self, request: ReplayRequest, plan: ReplayPlan, snapshot: ConfigSnapshot
-    ) -> ReplayRecord:
-        replay_id = request.replay_id or new_replay_id()
-        child_id = request.child_execution_id or new_child_execution_id(plan.pipeline)
-        source = ReplaySource(
-            replay_id=replay_id,
-            parent_execution_id=plan.source_execution_id,
-            source_route=plan.source_route,
-            from_stage=plan.from_stage,
-            to_route=plan.to_route,
-            queue=plan.queue,
-            total=plan.count,
-            match=plan.match,
-            limit=plan.limit,
-            reason=request.reason,
-            dagster_run_id=request.dagster_run_id,
-            started_at=datetime.now(UTC),
+        return resume_target(
+            self.executions, request, resume_replay_id, stale_after=self.stale_after
         )
-        record = self.executions.create_replay(
-            replay_id,
-            source_execution_id=plan.source_execution_id,
-            source_route=plan.source_route,
-            from_stage=plan.from_stage,
-            to_route=plan.to_route,
-            queue=plan.queue,
-            request=request.model_dump(mode="json"),
-            total=plan.count,
-            bytes_total=plan.bytes,
-            first_key=plan.first_key,
-            last_key=plan.last_key,
-            child_execution_id=child_id,
-            dagster_run_id=request.dagster_run_id,
-        )
-        self.executions.create_execution(
-            child_id,
-            snapshot,
-            origin="replay",
-            parent_id=plan.source_execution_id,
-            replay_source=source,
-        )
-        stages = snapshot.config.downstream(plan.to_route, plan.target_stage)
-        self.executions.begin_attempt(child_id, stages, note={"replay": replay_id})
-        return record
 
-    def _reopen(self, record: ReplayRecord) -> ReplayRecord:
-        """The child goes back to PENDING, its cancel or failure message gone with it."""
-        if record.child_execution_id is not None:
-            self.executions.set_status(
-                record.child_execution_id,
-                ExecutionStatus.PENDING,
-                only_from=[ExecutionStatus.CANCELLED, ExecutionStatus.FAILED],
-                clear_error=True,
-            )
-        return record
+    # -- endings -----------------------------------------------------------------------------
 
-    # -- publishing -----------------------------------------------------------------------
-
-    def _publish(
-        self, run: _Run, should_stop: StopCallback | None, *, rate: float | None
+    def _result(
+        self, start: ReplayStart, state: str, resent: int, started_at: float
     ) -> ReplayResult:
-        plan = run.plan
-
-        def confirmed(batch: Sequence[OutgoingMessage]) -> None:
-            run.confirmed += len(batch)
-            run.bytes += sum(len(message.body) for message in batch)
-            run.last_key = batch[-1].position
-            if run.confirmed - run.saved >= self.progress_every or (
-                time.monotonic() - run.saved_at > 2.0
-            ):
-                self._save(run)
-
-        outcome = self.publisher.publish(
-            plan.queue,
-            self._messages(run),
-            on_confirmed=confirmed,
-            should_stop=should_stop,
-            rate=rate,
+        record = self.executions.get_replay(start.replay_id)
+        return ReplayResult(
+            state="SUCCEEDED" if state == "SUCCEEDED" else "CANCELLED",
+            plan=start.plan,
+            replay_id=start.replay_id,
+            child_execution_id=start.child_execution_id,
+            confirmed=record.confirmed,
+            total=start.plan.count,
+            bytes=record.bytes_confirmed,
+            resent=resent,
+            seconds=time.monotonic() - started_at,
+            last_confirmed_key=record.last_confirmed_key,
         )
-        run.resent = outcome.resent
-        self._save(run)
-        if run.missing is not None:
-            raise run.missing
-        if outcome.stopped and run.confirmed < plan.count:
-            self.executions.set_replay_state(run.replay_id, ReplayState.CANCELLED)
-            self.executions.set_status(
-                run.child_id,
-                ExecutionStatus.CANCELLED,
-                error=f"replay {run.replay_id} cancelled after {run.confirmed} of {plan.count} "
-                "artefacts; resume it to continue",
-            )
-            self._update_source(run)
-            log.info("replay %s cancelled at %d/%d", run.replay_id, run.confirmed, plan.count)
-            return run.result("CANCELLED")
-        if run.confirmed != plan.count:
-            raise ReplayError(
-                f"replay {run.replay_id!r} confirmed {run.confirmed} of {plan.count} planned "
-                f"artefacts: objects under {plan.prefix!r} changed since the plan"
-            )
-        source = StageRef(
-            execution_id=plan.source_execution_id, route=plan.source_route, stage=plan.from_stage
-        )
-        marker = EndMarker(
-            execution_id=run.child_id,
-            attempt=1,
-            route=plan.to_route,
-            stage=plan.target_stage,
-            count=plan.count,
-            replay_id=run.replay_id,
-            source=source,
-        )
-        self.publisher.publish(plan.queue, [marker.message()])
-        self.executions.set_replay_state(run.replay_id, ReplayState.SUCCEEDED)
-        self._update_source(run)
-        log.info("replay %s succeeded: %d artefacts confirmed", run.replay_id, run.confirmed)
-        return run.result("SUCCEEDED")
 
-    def _messages(self, run: _Run) -> Iterator[OutgoingMessage]:
-        """Artefact messages in key order, their bodies read ahead by the store.
-
-        Only the key, etag and id are made per message; the shared headers once. A missing
-        artefact ends the stream (so outstanding confirms still arrive) and is kept in
-        ``run.missing`` for :meth:`run` to raise with its key.
-        """
-        plan = run.plan
-        selected = select_keys(
-            self.artefacts,
-            plan.prefix,
-            match=plan.match,
-            limit=None,
-            start_after=plan.resume_after,
-            stop_at=plan.last_key,
-        )
-        envelope = ArtefactEnvelope(
-            execution_id=run.child_id,
-            attempt=1,
-            route=plan.to_route,
-            stage=plan.target_stage,
-            source_execution_id=plan.source_execution_id,
-            source_route=plan.source_route,
-            source_stage=plan.from_stage,
-            replay_id=run.replay_id,
-        )
-        message = envelope.message
-        try:
-            for key, etag, body in self.artefacts.read_many(selected, concurrency=self.read_ahead):
-                yield message(key, etag, body)
-        except ArtefactNotFoundError as missing:
-            run.missing = missing
-
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _save(self, run: _Run) -> None:
-        if run.last_key is not None and run.confirmed != run.saved:
-            self.executions.save_replay_progress(
-                run.replay_id,
-                confirmed=run.confirmed,
-                bytes_confirmed=run.bytes,
-                last_confirmed_key=run.last_key,
-            )
-        run.saved = run.confirmed
-        run.saved_at = time.monotonic()
-        if run.on_progress is not None:
-            run.on_progress(run.progress())
-
-    def _fail(self, run: _Run, error: str) -> None:
-        message = (
-            f"replay {run.replay_id} failed after {run.confirmed} of {run.plan.count} "
-            f"confirmed: {error}"
-        )
-        self.executions.set_replay_state(run.replay_id, ReplayState.FAILED, error=error)
+    def _cancel(self, start: ReplayStart, shard: ShardPlan) -> None:
+        self.executions.set_shard_state(start.replay_id, shard.index, ReplayState.CANCELLED)
+        record = self.executions.get_replay(start.replay_id)
+        if record.state is not ReplayState.FAILED:
+            self.executions.set_replay_state(start.replay_id, ReplayState.CANCELLED)
         self.executions.set_status(
-            run.child_id,
+            start.child_execution_id,
+            ExecutionStatus.CANCELLED,
+            error=f"replay {start.replay_id} cancelled after {record.confirmed} of "
+            f"{start.plan.count} artefacts; resume it to continue",
+            only_from=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING],
+        )
+        self._update_source(start)
+        log.info("replay %s cancelled at %d/%d", start.replay_id, record.confirmed, record.total)
+
+    def _fail(self, start: ReplayStart, shard: ShardPlan | None, error: str) -> None:
+        if shard is not None:
+            self.executions.set_shard_state(
+                start.replay_id, shard.index, ReplayState.FAILED, error=error
+            )
+        record = self.executions.get_replay(start.replay_id)
+        where = (
+            f" (shard {shard.index})" if shard is not None and len(start.plan.shards) > 1 else ""
+        )
+        message = (
+            f"replay {start.replay_id} failed{where} after {record.confirmed} of "
+            f"{start.plan.count} confirmed: {error}"
+        )
+        self.executions.set_replay_state(start.replay_id, ReplayState.FAILED, error=error)
+        self.executions.set_status(
+            start.child_execution_id,
             ExecutionStatus.FAILED,
             error=message,
             only_from=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING],
         )
-        self._update_source(run)
+        self._update_source(start)
         log.error("%s", message)
 
-    def _update_source(self, run: _Run) -> None:
-        child = self.executions.get_execution(run.child_id)
+    def _update_source(self, start: ReplayStart) -> None:
+        """The child's provenance shows what is confirmed now."""
+        child = self.executions.get_execution(start.child_execution_id)
         if child.replay_source is None:
             return
+        record = self.executions.get_replay(start.replay_id)
         updated = child.replay_source.model_copy(
             update={
-                "confirmed": run.confirmed,
-                "bytes": run.bytes,
+                "confirmed": record.confirmed,
+                "bytes": record.bytes_confirmed,
                 "finished_at": datetime.now(UTC),
             }
         )
-        self.executions.set_replay_source(run.child_id, updated)
+        self.executions.set_replay_source(start.child_execution_id, updated)

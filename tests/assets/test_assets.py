@@ -66,7 +66,7 @@ def scene(world: World, defs: dg.Definitions) -> dict[str, str]:
         result = defs.resolve_job_def("replay_job").execute_in_process(
             run_config=world.good_request(reason="assets"), instance=scratch
         )
-    child = result.output_for_node("publish_replay").child_execution_id
+    child = result.output_for_node("finish_replay").child_execution_id
     done = run_until_finished(
         child, world.news.config.queues(), **world.components.runtime(), timeout=180
     )

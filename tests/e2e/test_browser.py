@@ -43,7 +43,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str
             result = defs.resolve_job_def("replay_job").execute_in_process(
                 run_config=world.good_request(reason="shown in the browser"), instance=scratch
             )
-        child = result.output_for_node("publish_replay").child_execution_id
+        child = result.output_for_node("finish_replay").child_execution_id
         done = run_until_finished(
             child, world.news.config.queues(), **world.components.runtime(), timeout=180
         )

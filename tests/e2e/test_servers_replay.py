@@ -53,7 +53,7 @@ def test_replay_job_end_to_end_with_provenance_and_run_tags(world: World, broker
             run_config=world.good_request(reason="e2e"), instance=instance
         )
         tags = instance.get_run_by_id(result.run_id).tags
-    outcome = result.output_for_node("publish_replay")
+    outcome = result.output_for_node("finish_replay")
     child = run_until_finished(
         outcome.child_execution_id,
         world.news.config.queues(),

@@ -57,7 +57,7 @@ def test_replay_job_publishes_tags_and_records_provenance(
         run_config=world.good_request(reason="job test"), instance=instance
     )
     assert result.success
-    outcome = result.output_for_node("publish_replay")
+    outcome = result.output_for_node("finish_replay")
     assert (outcome.state, outcome.confirmed) == ("SUCCEEDED", 240)
     assert outcome.replay_id == f"replay-{result.run_id}"  # a retry of this run resumes it
     tags = instance.get_run_by_id(result.run_id).tags
@@ -69,7 +69,7 @@ def test_replay_job_publishes_tags_and_records_provenance(
     child = world.components.executions.get_execution(outcome.child_execution_id)
     assert child.replay_source is not None
     assert child.replay_source.dagster_run_id == result.run_id
-    [materialization] = result.asset_materializations_for_node("publish_replay")
+    [materialization] = result.asset_materializations_for_node("finish_replay")
     assert materialization.asset_key == stage_asset_key("news", "enrich", "annotate")
     assert materialization.partition == outcome.child_execution_id
     metadata = {key: value.value for key, value in materialization.metadata.items()}
@@ -109,7 +109,7 @@ def test_dry_run_creates_and_publishes_nothing(
     before = len(world.components.executions.list_replays())
     result = job.execute_in_process(run_config=world.good_request(dry_run=True), instance=instance)
     assert result.success
-    assert result.output_for_node("publish_replay").state == "DRY_RUN"
+    assert result.output_for_node("finish_replay").state == "DRY_RUN"
     assert result.output_for_node("plan_replay", "plan").count == 240
     assert len(world.components.executions.list_replays()) == before
     assert queue.depth("news.enrich") == 0
@@ -179,7 +179,7 @@ def test_terminating_the_run_stops_cleanly_and_resume_sends_the_rest_once(
         run_config={**world.good_request(limit=120, rate=1000.0), "resume_replay_id": replay_id},
         instance=instance,
     )
-    assert resumed.output_for_node("publish_replay").confirmed == 120
+    assert resumed.output_for_node("finish_replay").confirmed == 120
     assert executions.get_replay(replay_id).state is ReplayState.SUCCEEDED
     ids = []
     stop = threading.Event()

@@ -1,0 +1,119 @@
+"""Replay shards in the store: a replay's key ranges, each with its own saved position.
+
+A shard's progress and the replay's totals change in one transaction, so the replay always
+reads as the sum of its shards, whichever processes publish them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ShardSpec", "ShardsMixin"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import UnknownReplayError
+from ._replays import ReplaysMixin
+from .models import Replay, ReplayShard, utcnow
+from .records import ShardRecord
+from .statuses import ReplayState
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSpec:
+    """One key range as a plan cuts it: ``(start_after, stop_at]``, ``total`` objects."""
+
+    shard: int
+    start_after: str | None
+    stop_at: str
+    first_key: str
+    total: int
+    bytes_total: int
+
+
+class ShardsMixin(ReplaysMixin):
+    def add_replay_shards(self, replay_id: str, shards: Sequence[ShardSpec]) -> None:
+        """Record the key ranges of a new replay (PLANNED, nothing confirmed)."""
+        now = utcnow()
+        with self._tx() as session:
+            if session.get(Replay, replay_id) is None:
+                raise UnknownReplayError(replay_id)
+            session.add_all(
+                ReplayShard(
+                    replay_id=replay_id,
+                    shard=spec.shard,
+                    start_after=spec.start_after,
+                    stop_at=spec.stop_at,
+                    first_key=spec.first_key,
+                    total=spec.total,
+                    bytes_total=spec.bytes_total,
+                    confirmed=0,
+                    bytes_confirmed=0,
+                    state=ReplayState.PLANNED.value,
+                    updated_at=now,
+                )
+                for spec in shards
+            )
+
+    def replay_shards(self, replay_id: str) -> list[ShardRecord]:
+        """The replay's shards in key order."""
+        query = select(ReplayShard).where(ReplayShard.replay_id == replay_id)
+        with self._tx(read=True) as session:
+            rows = session.scalars(query.order_by(ReplayShard.shard)).all()
+            return [ShardRecord.model_validate(row) for row in rows]
+
+    def save_shard_progress(
+        self,
+        replay_id: str,
+        shard: int,
+        *,
+        confirmed: int,
+        bytes_confirmed: int,
+        last_confirmed_key: str,
+    ) -> None:
+        """Record the shard's contiguous confirmed prefix (a resume starts after
+        ``last_confirmed_key``) and the replay's totals, in one transaction."""
+        with self._tx() as session:
+            row = session.get(ReplayShard, (replay_id, shard), with_for_update=True)
+            if row is None:
+                raise UnknownReplayError(replay_id)
+            now = utcnow()
+            row.confirmed = confirmed
+            row.bytes_confirmed = bytes_confirmed
+            row.last_confirmed_key = last_confirmed_key
+            row.updated_at = now
+            session.flush()
+            self._total_up(session, replay_id, last_confirmed_key=last_confirmed_key)
+
+    def set_shard_state(
+        self, replay_id: str, shard: int, state: ReplayState, *, error: str | None = None
+    ) -> None:
+        with self._tx() as session:
+            session.execute(
+                update(ReplayShard)
+                .where(ReplayShard.replay_id == replay_id, ReplayShard.shard == shard)
+                .values(state=state.value, error=error, updated_at=utcnow())
+            )
+
+    @staticmethod
+    def _total_up(session: Session, replay_id: str, *, last_confirmed_key: str) -> None:
+        """The replay's confirmed counts as its shards' sum; its position is the shard's when
+        it has one shard (several shards have one position each)."""
+        confirmed, size, shards = session.execute(
+            select(
+                func.coalesce(func.sum(ReplayShard.confirmed), 0),
+                func.coalesce(func.sum(ReplayShard.bytes_confirmed), 0),
+                func.count(),
+            ).where(ReplayShard.replay_id == replay_id)
+        ).one()
+        values: dict[str, object] = {
+            "confirmed": confirmed,
+            "bytes_confirmed": size,
+            "updated_at": utcnow(),
+            "heartbeat_at": utcnow(),
+        }
+        if shards == 1:
+            values["last_confirmed_key"] = last_confirmed_key
+        session.execute(update(Replay).where(Replay.replay_id == replay_id).values(**values))

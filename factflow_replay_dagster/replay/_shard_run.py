@@ -1,0 +1,180 @@
+"""Publishing one shard of a replay: its messages, confirms, saved position and progress.
+
+A shard is a contiguous key range published in key order by one step (the whole replay when
+it has one shard). Only what the broker confirmed counts; the position (the last key of the
+contiguous confirmed prefix) is saved every ``progress_every`` confirms and every 2 s, so a
+cancelled, failed or killed step resumes after it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ReplayStart", "ShardRun"]
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from ..errors import ArtefactNotFoundError
+from ..executions import ExecutionStore
+from ..messages import ArtefactEnvelope
+from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
+from ..storage.base import ArtefactStore
+from .models import ReplayPlan, ReplayProgress, ShardPlan, ShardResult
+from .planning import select_keys
+
+ProgressCallback = Callable[[ReplayProgress], None]
+#: Progress is saved at least this often (seconds) while confirms arrive.
+_SAVE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ReplayStart:
+    """A replay ready to publish: its plan (shards included), ids and rate. What the start
+    of a replay hands to the steps that publish its shards."""
+
+    replay_id: str
+    child_execution_id: str
+    plan: ReplayPlan
+    rate: float | None = None
+    resumed: bool = False
+
+    @property
+    def shard_rate(self) -> float | None:
+        """The rate of one shard: the replay's, shared out between its shards."""
+        return None if self.rate is None else self.rate / len(self.plan.shards)
+
+
+class ShardRun:
+    """The state of one shard's publishing: what has been confirmed, when it was saved."""
+
+    def __init__(
+        self,
+        start: ReplayStart,
+        shard: ShardPlan,
+        *,
+        artefacts: ArtefactStore,
+        executions: ExecutionStore,
+        publisher: QueuePublisher,
+        progress_every: int,
+        read_ahead: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.start = start
+        self.shard = shard
+        self.artefacts = artefacts
+        self.executions = executions
+        self.publisher = publisher
+        self.progress_every = progress_every
+        self.read_ahead = read_ahead
+        self.on_progress = on_progress
+        self.confirmed = shard.already_confirmed
+        self.bytes = 0
+        self.last_key = shard.resume_after
+        self.saved = self.confirmed
+        self.saved_at = self.started = time.monotonic()
+        self.missing: ArtefactNotFoundError | None = None
+        self.resent = 0
+        # The replay's totals as this step knows them: the other shards as they were.
+        shards = executions.replay_shards(start.replay_id)
+        self._others = sum(s.confirmed for s in shards if s.shard != shard.index)
+        self._others_bytes = sum(s.bytes_confirmed for s in shards if s.shard != shard.index)
+        self.bytes = next((s.bytes_confirmed for s in shards if s.shard == shard.index), 0)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish(self, should_stop: StopCallback | None) -> ShardResult:
+        """Publish the rest of the shard; CANCELLED if ``should_stop`` said so (position
+        saved); raises the missing artefact or the broker's error (position saved first)."""
+        outcome = self.publisher.publish(
+            self.start.plan.queue,
+            self._messages(),
+            on_confirmed=self._confirmed,
+            should_stop=should_stop,
+            rate=self.start.shard_rate,
+        )
+        self.resent = outcome.resent
+        self.save()
+        if self.missing is not None:
+            raise self.missing
+        cancelled = outcome.stopped and self.confirmed < self.shard.count
+        return ShardResult(
+            replay_id=self.start.replay_id,
+            index=self.shard.index,
+            state="CANCELLED" if cancelled else "SUCCEEDED",
+            confirmed=self.confirmed,
+            total=self.shard.count,
+            bytes=self.bytes,
+            resent=self.resent,
+            seconds=time.monotonic() - self.started,
+        )
+
+    def _confirmed(self, batch: Sequence[OutgoingMessage]) -> None:
+        self.confirmed += len(batch)
+        self.bytes += sum(len(message.body) for message in batch)
+        self.last_key = batch[-1].position
+        if self.confirmed - self.saved >= self.progress_every or (
+            time.monotonic() - self.saved_at > _SAVE_SECONDS
+        ):
+            self.save()
+
+    def _messages(self) -> Iterator[OutgoingMessage]:
+        """The shard's artefact messages in key order, their bodies read ahead by the store.
+
+        Only the key, etag and id are made per message; the shared headers once. A missing
+        artefact ends the stream (so outstanding confirms still arrive) and is kept in
+        ``missing`` to raise with its key.
+        """
+        plan, shard = self.start.plan, self.shard
+        selected = select_keys(
+            self.artefacts,
+            plan.prefix,
+            match=plan.match,
+            limit=None,
+            start_after=shard.resume_after or shard.start_after,
+            stop_at=shard.stop_at,
+        )
+        envelope = ArtefactEnvelope(
+            execution_id=self.start.child_execution_id,
+            attempt=1,
+            route=plan.to_route,
+            stage=plan.target_stage,
+            source_execution_id=plan.source_execution_id,
+            source_route=plan.source_route,
+            source_stage=plan.from_stage,
+            replay_id=self.start.replay_id,
+        )
+        message = envelope.message
+        try:
+            for key, etag, body in self.artefacts.read_many(selected, concurrency=self.read_ahead):
+                yield message(key, etag, body)
+        except ArtefactNotFoundError as missing:
+            self.missing = missing
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Save the position (if it moved) and report progress."""
+        if self.last_key is not None and self.confirmed != self.saved:
+            self.executions.save_shard_progress(
+                self.start.replay_id,
+                self.shard.index,
+                confirmed=self.confirmed,
+                bytes_confirmed=self.bytes,
+                last_confirmed_key=self.last_key,
+            )
+        self.saved = self.confirmed
+        self.saved_at = time.monotonic()
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def progress(self) -> ReplayProgress:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return ReplayProgress(
+            replay_id=self.start.replay_id,
+            confirmed=self._others + self.confirmed,
+            total=self.start.plan.count,
+            bytes=self._others_bytes + self.bytes,
+            rate=(self.confirmed - self.shard.already_confirmed) / elapsed,
+            last_key=self.last_key,
+            shard=self.shard.index,
+        )
