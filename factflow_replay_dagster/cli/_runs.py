@@ -28,6 +28,7 @@ from ..errors import (
     FactflowReplayError,
     InvalidInputError,
 )
+from ..run_tags import REQUESTED_BY
 from ..settings import Settings
 from ._terminal import Terminal
 
@@ -102,16 +103,19 @@ class JobRunner:
         run_config: Mapping[str, Any],
         *,
         run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
         output: tuple[str, str] | None = None,
         watch_replay: str | None = None,
     ) -> JobOutcome:
         """Run ``job_name`` to its end and say how it ended.
 
+        ``tags`` are the run's tags from its submission on (on a webserver, what its run
+        queue's limits see: :func:`~factflow_replay_dagster.replay.replay_launch_tags`);
         ``output`` names an ``(op, output)`` whose value to return; ``watch_replay`` names
         the replay whose progress the terminal's bar follows.
         """
         config = {k: v for k, v in run_config.items() if v is not None}
-        tags = {"factflow/requested_by": self.requested_by}
+        tags = {**(tags or {}), REQUESTED_BY: self.requested_by}
         if self.dagster_url:
             return self._on_webserver(job_name, config, tags, watch_replay)
         return self._in_process(job_name, config, tags, run_id, output, watch_replay)

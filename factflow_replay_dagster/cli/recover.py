@@ -21,6 +21,7 @@ def _run(
     location: str | None,
     as_json: bool,
     describe: str,
+    tags: dict[str, str] | None = None,
 ) -> None:
     from ._runs import JobRunner
 
@@ -33,7 +34,10 @@ def _run(
         location=location or settings.dagster_location,
     )
     outcome = runner.run(
-        job, {k: v for k, v in config.items() if v not in (None, False)}, output=(op, "result")
+        job,
+        {k: v for k, v in config.items() if v not in (None, False)},
+        tags=tags,
+        output=(op, "result"),
     )
     terminal_from(ctx).close()
     result = outcome.output
@@ -128,6 +132,8 @@ def recover(
     location: str | None,
 ) -> None:
     """Restart failed EXECUTION_ID from its last succeeded stage (recovery_job)."""
+    from ..recovery.launch import recovery_launch_tags
+
     _run(
         ctx,
         "recovery_job",
@@ -138,4 +144,5 @@ def recover(
         as_json,
         "recovery {r.recovery} of {r.execution_id}: restart at {r.restart_route}/"
         "{r.restart_stage} (attempt {r.attempt}) from {r.input_artefacts} stored artefacts",
+        tags=recovery_launch_tags(execution_id),
     )

@@ -110,6 +110,7 @@ def replay(
         "replay_job",
         config,
         run_id=run_id,
+        tags=_launch_tags(settings, config, resume_replay_id or replay_id),
         output=("plan_replay", "plan"),
         watch_replay=None if (dry_run or as_json) else replay_id,
     )
@@ -119,6 +120,21 @@ def replay(
     _report(settings, outcome, replay_id, dry_run=dry_run, as_json=as_json)
     if outcome.exit_code:
         raise SystemExit(outcome.exit_code)
+
+
+def _launch_tags(
+    settings: Settings, config: dict[str, Any], replay_id: str | None
+) -> dict[str, str]:
+    """The run's tags from its submission on, which is all a run queue's limits see (target
+    queue, source execution). Resolving them refuses a bad request (exit 2) before a run
+    exists."""
+    from ..connect import open_execution_store
+    from ..replay import ReplayRequest, replay_launch_tags
+
+    fields = {k: v for k, v in config.items() if v is not None and k != "resume_replay_id"}
+    request = ReplayRequest.parse({**fields, "replay_id": replay_id})
+    with open_execution_store(settings) as store:
+        return replay_launch_tags(store, request)
 
 
 def _record(settings: Settings, replay_id: str) -> ReplayRecord | None:

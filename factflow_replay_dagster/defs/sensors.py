@@ -23,7 +23,7 @@ import dagster as dg
 
 from ..errors import NothingSucceededError, NotSettledError
 from ..executions import ExecutionRecord, ExecutionStatus, ExecutionStore, ReplayState
-from ..recovery import check_settled, restart_point
+from ..recovery import check_settled, recovery_launch_tags, restart_point
 from ..settings import DEFAULTS
 from .discovery import discover
 from .resources import ArtefactStoreResource, ExecutionStoreResource
@@ -123,7 +123,8 @@ def failed_execution_requests(
             dg.RunRequest(
                 run_key=f"recover:{execution.id}:{execution.failure_count}",
                 run_config={"execution_id": execution.id, "reason": reason[:2000]},
-                tags={"factflow/execution": execution.id},
+                # At submission: the production profile limits recoveries by kind.
+                tags=recovery_launch_tags(execution.id),
             )
         )
     return FailedScan(requests, _Cursor(position, tuple(waiting)).dump(), skipped)

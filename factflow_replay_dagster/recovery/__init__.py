@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .launch import recovery_launch_tags
 from .manager import RecoveryManager
 from .models import RecoveryOptions, RecoveryResult, RerunRequest, RerunResult
 from .rerun import RerunService
@@ -16,6 +17,7 @@ __all__ = [
     "RerunService",
     "check_input_stored",
     "check_settled",
+    "recovery_launch_tags",
     "restart_point",
     "stage_input",
 ]

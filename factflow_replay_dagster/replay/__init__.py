@@ -20,6 +20,8 @@ __all__ = [
     "check_replay",
     "new_replay_id",
     "plan_replay",
+    "replay_launch_tags",
+    "resolve_target",
     "select_artefacts",
 ]
 
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .launch import replay_launch_tags
     from .models import (
         RESUME_DESCRIPTION,
         ReplayOptions,
@@ -40,13 +43,15 @@ if TYPE_CHECKING:
         ShardResult,
         new_replay_id,
     )
-    from .planning import check_replay, plan_replay, select_artefacts
+    from .planning import check_replay, plan_replay, resolve_target, select_artefacts
     from .service import DetachedReplayService
 
 _HOMES = {
     "DetachedReplayService": "service",
     "check_replay": "planning",
     "plan_replay": "planning",
+    "replay_launch_tags": "launch",
+    "resolve_target": "planning",
     "select_artefacts": "planning",
     **dict.fromkeys(
         [

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckedReplay", "check_replay", "plan_replay", "select_artefacts", "select_keys"]
+__all__ = [
+    "CheckedReplay",
+    "check_replay",
+    "plan_replay",
+    "resolve_target",
+    "select_artefacts",
+    "select_keys",
+]
 
 import fnmatch
 from collections.abc import Callable, Iterator
@@ -106,16 +113,31 @@ class CheckedReplay:
         return self.target.queue
 
 
+def resolve_target(
+    executions: ExecutionStore, source_execution_id: str, to_route: str
+) -> tuple[ExecutionRecord, ConfigSnapshot, RouteConfig]:
+    """The parent execution, its own config snapshot, and the route ``to_route`` names in it
+    (whose ``queue`` a replay publishes into): never today's config of the pipeline.
+
+    Raises :class:`~factflow_replay_dagster.errors.UnknownExecutionError`,
+    :class:`~factflow_replay_dagster.errors.UnknownRouteError` (naming the routes there are)
+    or :class:`~factflow_replay_dagster.errors.SnapshotError`.
+    """
+    parent = executions.get_execution(source_execution_id)
+    snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
+    return parent, snapshot, snapshot.resolve_route(parent.id, to_route)
+
+
 def check_replay(
     request: ReplayRequest, *, executions: ExecutionStore, publisher: QueuePublisher
 ) -> CheckedReplay:
     """The checks of a replay that list nothing: the parent exists, its own snapshot has the
     stage and the route, the route's queue exists, the stage finished. Cheap enough for an
     HTTP request to run before it submits the run that plans and publishes."""
-    parent = executions.get_execution(request.source_execution_id)
-    snapshot = ConfigSnapshot.parse(parent.snapshot, source=f"snapshot of {parent.id!r}")
+    parent, snapshot, target = resolve_target(
+        executions, request.source_execution_id, request.to_route
+    )
     source_route = snapshot.resolve_stage(parent.id, request.from_stage, route=request.source_route)
-    target = snapshot.resolve_route(parent.id, request.to_route)
     publisher.check_queue(target.queue)
     lineage = executions.stage_lineage(parent.id, source_route, request.from_stage)
     if lineage is not None and lineage.status is not StageStatus.SUCCEEDED:

@@ -12,10 +12,12 @@ from support.replay_cases import bad_inputs
 from support.worlds import World, news_world
 
 from factflow_replay_dagster.cli import cli
+from factflow_replay_dagster.cli._runs import cli_instance
 from factflow_replay_dagster.errors import EXIT_BROKER
 from factflow_replay_dagster.layout import stage_prefix
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.queues.embedded import EmbeddedQueue
+from factflow_replay_dagster.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,13 @@ def test_replay_json_summary(world, run, queue) -> None:
     assert child.replay_source is not None
     assert child.replay_source.reason == "cli"
     assert queue.depth("news.enrich") == 8
+    # Tagged from submission on, with what a run queue limits (see replay_launch_tags).
+    with cli_instance(Settings.from_env(world.env)) as instance:
+        run_record = instance.get_run_by_id(summary["run_id"])
+    assert run_record is not None
+    assert run_record.tags["factflow/queue"] == "news.enrich"
+    assert run_record.tags["factflow/source_execution"] == world.parent.id
+    assert run_record.tags["factflow/requested_by"] == "cli"
 
 
 def test_dry_run_prints_the_plan_and_publishes_nothing(world, run, queue) -> None:

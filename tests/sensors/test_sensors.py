@@ -74,6 +74,8 @@ def test_first_tick_recovers_what_is_failed_now_once_per_failure(defs, resources
         "execution_id": "exec-a",
         "reason": "failed_execution_sensor: stage enrich/annotate failed: boom",
     }
+    # Set at submission, where the production profile's run queue limits recoveries by kind.
+    assert request.tags["factflow/kind"] == "recovery"
     assert request.tags["factflow/execution"] == "exec-a"
     assert json.loads(result.cursor) == {"seq": store.last_event_seq(), "waiting": []}
 

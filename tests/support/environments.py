@@ -55,6 +55,22 @@ def drain(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
         connection.close()
 
 
+def peek(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
+    """Every message on ``queue`` (properties, body), left there: taken unacknowledged and
+    requeued, in order, when the connection closes (they come back marked redelivered)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    received = []
+    try:
+        channel = connection.channel()
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return received
+            received.append((properties, body))
+    finally:
+        connection.close()
+
+
 def server_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:

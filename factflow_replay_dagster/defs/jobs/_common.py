@@ -24,9 +24,8 @@ from pydantic import BaseModel, Field
 
 from ...connect import Components
 from ...errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
+from ...run_tags import TAG_PREFIX
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
-
-TAG_PREFIX = "factflow/"
 
 
 def opened(

@@ -95,6 +95,9 @@ def plan_replay(
             "source_execution": plan.source_execution_id,
             "from_stage": plan.from_stage,
             "to_route": plan.to_route,
+            # Also set at submission by replay_launch_tags (for the run queue's limits) when
+            # the CLI or the API submits; a launch from the UI gets it here, for searching.
+            "queue": plan.queue,
             "resumes": config.resume_replay_id,
         },
     )

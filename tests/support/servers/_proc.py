@@ -109,8 +109,10 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         account: Account = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.preexec_fn = preexec_fn
         self.argv = list(argv)
         self.log_path = log_path
         self.env = env
@@ -130,6 +132,7 @@ class ServerProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=self.preexec_fn,  # noqa: PLW1509 - it only resets a signal handler
                 **as_account(self.account),
             )
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DagsterDev"]
+__all__ = ["DagsterDev", "graphql", "locations_loaded", "restore_sigint"]
 
 import contextlib
 import json
@@ -21,9 +21,38 @@ from typing import Any
 from ._proc import ServerStartError, free_port, tcp_open
 
 
-def _restore_sigint() -> None:
-    # Started from a non-interactive parent, dagster dev would ignore SIGINT (and so SIGTERM).
+def restore_sigint() -> None:
+    """``preexec_fn`` for Dagster's processes: started from a non-interactive parent they
+    would ignore SIGINT (and so SIGTERM, which Dagster turns into SIGINT)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+    """The ``data`` of a GraphQL query to the webserver at ``url``."""
+    body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["data"]
+
+
+def locations_loaded(url: str) -> bool:
+    """Whether the webserver at ``url`` answers and has loaded every code location."""
+    try:
+        data = graphql(
+            url,
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+            "locationOrLoadError { __typename } } } } }",
+        )
+    except OSError:
+        return False
+    entries = data["workspaceOrError"]["locationEntries"]
+    return bool(entries) and all(
+        e["loadStatus"] == "LOADED"
+        and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        for e in entries
+    )
 
 
 class DagsterDev:
@@ -67,7 +96,7 @@ class DagsterDev:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_restore_sigint,  # noqa: PLW1509 - before any thread starts here
+                preexec_fn=restore_sigint,  # noqa: PLW1509 - before any thread starts here
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,27 +109,10 @@ class DagsterDev:
         raise self._failure(f"did not load its code location within {timeout:.0f} s")
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
-        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["data"]
+        return graphql(self.url, query, variables)
 
     def _location_loaded(self) -> bool:
-        try:
-            data = self.graphql(
-                "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
-                "locationOrLoadError { __typename } } } } }"
-            )
-        except OSError:
-            return False
-        entries = data["workspaceOrError"]["locationEntries"]
-        return bool(entries) and all(
-            e["loadStatus"] == "LOADED"
-            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-            for e in entries
-        )
+        return locations_loaded(self.url)
 
     def log_tail(self, lines: int = 60) -> str:
         try:
