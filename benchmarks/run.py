@@ -95,8 +95,10 @@ def main() -> None:
         or any(r.storage == "s3" for r in rows)
     ) as lab:
         results["meta"] = describe(lab)
+        OUT.mkdir(exist_ok=True)
         for row in rows:
             results["rows"][row.id] = measure(lab, row)
+            (OUT / "progress.json").write_text(json.dumps(results))  # if the run is cut short
         if args.profile:
             results["profiles"] = profile_paths(lab, plan, OUT)
         loads = lab.loads

@@ -6,29 +6,9 @@ the same functions read the run and the baseline ("before").
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from . import targets
+from . import sections, targets
 from .matrix import Plan
-
-Results = dict[str, Any]
-
-
-def _n(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def _ratio(a: Any, b: Any) -> str:
-    return f"{a / b:.2f}" if a and b else "—"
-
-
-def _get(results: Results | None, row_id: str, key: str = "rate") -> Any:
-    if results is None:
-        return None
-    return results.get("rows", {}).get(row_id, {}).get(key)
+from .tables import Results, figure, num, ratio, section_rows, simple
 
 
 def header(results: Results, plan: Plan) -> list[str]:
@@ -107,43 +87,25 @@ def throughput(results: Results, baseline: Results | None, plan: Plan) -> list[s
             "| CPU broker s | before objects/s |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        headers, prebuilt = (_get(results, f"ceiling/{k}/{slug}") for k in ("headers", "prebuilt"))
+        headers = figure(results, f"ceiling/headers/{slug}")
+        prebuilt = figure(results, f"ceiling/prebuilt/{slug}")
         for row_id, figures in rows.items():
             row, rate = figures["row"], figures.get("rate")
             project = row["kind"] in ("service", "job")
             rabbit = project and row["broker"] == "rabbitmq"
             store = {"s3": "obstore", "local": "local"}.get(row["storage"])
-            storage_rate = _get(results, f"storage/{store}/{slug}") if project else None
-            naive = _get(results, f"naive/{row['storage']}/{slug}") if rabbit else None
+            storage_rate = figure(results, f"storage/{store}/{slug}") if project else None
+            naive = figure(results, f"naive/{row['storage']}/{slug}") if rabbit else None
             lines.append(
-                f"| {row['label']} | {_n(rate)} | {_n(figures.get('mbps'), 1)} "
-                f"| {_ratio(rate, headers) if rabbit else '—'} "
-                f"| {_ratio(rate, prebuilt) if rabbit else '—'} | {_ratio(rate, storage_rate)} "
-                f"| {_ratio(rate, naive)} | {_n(figures.get('first_confirm'), 2)} "
-                f"| {_n(figures.get('rss_mb'))} | {_n(figures.get('cpu_client'), 1)} "
-                f"| {_n(figures.get('cpu_broker'), 1)} | {_n(_get(baseline, row_id))} |"
+                f"| {row['label']} | {num(rate)} | {num(figures.get('mbps'), 1)} "
+                f"| {ratio(rate, headers) if rabbit else '—'} "
+                f"| {ratio(rate, prebuilt) if rabbit else '—'} | {ratio(rate, storage_rate)} "
+                f"| {ratio(rate, naive)} | {num(figures.get('first_confirm'), 2)} "
+                f"| {num(figures.get('rss_mb'))} | {num(figures.get('cpu_client'), 1)} "
+                f"| {num(figures.get('cpu_broker'), 1)} | {num(figure(baseline, row_id))} |"
             )
         lines.append("")
     return lines
-
-
-def simple(title: str, intro: str, columns: list[str], body: list[str]) -> list[str]:
-    if not body:
-        return []
-    return [
-        f"## {title}",
-        "",
-        intro,
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * (len(columns) - 1),
-        *body,
-        "",
-    ]
-
-
-def section_rows(results: Results, section: str) -> dict[str, Any]:
-    return {k: v for k, v in results["rows"].items() if v["row"]["section"] == section}
 
 
 def listing(results: Results, baseline: Results | None) -> list[str]:
@@ -151,11 +113,11 @@ def listing(results: Results, baseline: Results | None) -> list[str]:
     for row_id, f in section_rows(results, "listing").items():
         slug = row_id.rsplit("/", 1)[1]
         ceiling = "obstore" if f["row"]["storage"] == "s3" else "scandir"
-        ratio = _ratio(f.get("rate"), _get(results, f"list/{ceiling}/{slug}"))
+        times = ratio(f.get("rate"), figure(results, f"list/{ceiling}/{slug}"))
         body.append(
-            f"| {f['row']['label']} | {int(f['objects']):,} | {_n(f.get('rate'))} "
-            f"| {ratio if f['row']['kind'] == 'list' else '—'} "
-            f"| {_n(_get(baseline, row_id))} |"
+            f"| {f['row']['label']} | {int(f['objects']):,} | {num(f.get('rate'))} "
+            f"| {times if f['row']['kind'] == 'list' else '—'} "
+            f"| {num(figure(baseline, row_id))} |"
         )
     return simple(
         "Listing",
@@ -166,230 +128,17 @@ def listing(results: Results, baseline: Results | None) -> list[str]:
     )
 
 
-def by_section(
-    results: Results,
-    baseline: Results | None,
-    section: str,
-    cells: Callable[[dict[str, Any], Any], list[str]],
-) -> list[str]:
-    return [
-        "| "
-        + " | ".join([f["row"]["label"], *cells(f, (baseline or {}).get("rows", {}).get(row_id))])
-        + " |"
-        for row_id, f in section_rows(results, section).items()
-    ]
-
-
-def others(results: Results, baseline: Results | None) -> list[str]:
-    def b(figures: Any, key: str, digits: int = 0) -> str:
-        return _n(figures.get(key) if figures else None, digits)
-
-    prebuilt = _get(
-        results,
-        "ceiling/prebuilt/"
-        + next(
-            (k.rsplit("/", 1)[1] for k in results["rows"] if k.startswith("ceiling/prebuilt/")), ""
-        ),
-    )
-    lines = simple(
-        "Embedded queue",
-        "Durable 1 KiB messages into a fresh SQLite queue through "
-        "`connect.open_publisher`, then consumed and acknowledged one by one through "
-        "`connect.open_consumer`.",
-        ["row", "publish/s", "consume+ack/s", "before publish/s", "before consume+ack/s"],
-        by_section(
-            results,
-            baseline,
-            "embedded",
-            lambda f, old: [
-                _n(f.get("rate")),
-                _n(f.get("consume_rate")),
-                b(old, "rate"),
-                b(old, "consume_rate"),
-            ],
-        ),
-    )
-    lines += simple(
-        "Publisher confirm windows",
-        "The project's publisher alone (prebuilt "
-        "messages with the project's headers), by `FACTFLOW_CONFIRM_WINDOW`.",
-        [
-            "row",
-            "msgs/s",
-            "× ceiling (prebuilt, small set)",
-            "first confirm s",
-            "CPU client s",
-            "CPU broker s",
-            "before msgs/s",
-        ],
-        by_section(
-            results,
-            baseline,
-            "windows",
-            lambda f, old: [
-                _n(f.get("rate")),
-                _ratio(f.get("rate"), prebuilt),
-                _n(f.get("first_confirm"), 3),
-                _n(f.get("cpu_client"), 1),
-                _n(f.get("cpu_broker"), 1),
-                b(old, "rate"),
-            ],
-        ),
-    )
-    lines += simple(
-        "Dagster and the command line",
-        "Wall seconds, imports excluded for the "
-        "in-process rows (the job's time includes `build_definitions`); the CLI row "
-        "is a whole `python -m factflow_replay_dagster.cli execution replay` process "
-        "on an existing Dagster instance.",
-        ["row", "seconds", "peak RSS MB", "before seconds"],
-        by_section(
-            results,
-            baseline,
-            "overhead",
-            lambda f, old: [_n(f.get("seconds"), 2), _n(f.get("rss_mb")), b(old, "seconds", 2)],
-        ),
-    )
-    lines += simple(
-        "Rate limit",
-        "A `rate`-limited replay (folder → RabbitMQ): the rate "
-        "between the first and the last confirm, and the worst 5-second window.",
-        ["row", "achieved/s", "error", "worst 5 s window", "held s", "before error"],
-        by_section(
-            results,
-            baseline,
-            "rate",
-            lambda f, old: [
-                _n(f.get("achieved_rate"), 1),
-                _pct(f, "achieved_rate"),
-                f"{f.get('worst_5s_error', 0):.1%}",
-                _n(f.get("held_seconds"), 1),
-                _pct(old, "achieved_rate") if old else "—",
-            ],
-        ),
-    )
-    return lines
-
-
-def _pct(figures: dict[str, Any], key: str) -> str:
-    return f"{abs(figures[key] / figures['target_rate'] - 1):.1%}"
-
-
-def cli_start(results: Results, baseline: Results | None) -> list[str]:
-    now = results["rows"].get("cli-start")
-    if now is None:
-        return []
-    old = (_get(baseline, "cli-start", "commands") or {}) if baseline else {}
-    body = []
-    for label, (median, low, high) in now["commands"].items():
-        goal = "—" if label.startswith("python") else ("met" if median < 0.4 else "**missed**")
-        before = _n(old[label][0], 3) if label in old else "—"
-        body.append(f"| `{label}` | {median:.3f} | {low:.3f} | {high:.3f} | {goal} | {before} |")
-    return simple(
-        "Command-line start",
-        "Whole processes after one warm-up, embedded defaults "
-        "with one registered execution; budget 0.4 s per factflow-replay command.",
-        ["command", "median s", "min s", "max s", "< 0.4 s", "before median s"],
-        body,
-    )
-
-
-def discovery(results: Results, baseline: Results | None) -> list[str]:
-    return simple(
-        "Discovery sensor",
-        "One `stored_artefacts_sensor` tick (`discover`) for 100 "
-        "new executions with four finished stages, median of 3 calls; its cost should "
-        "not grow with the history.",
-        [
-            "executions recorded before",
-            "partitions",
-            "asset events",
-            "tick ms",
-            "with checks ms",
-            "before tick ms",
-        ],
-        by_section(
-            results,
-            baseline,
-            "discovery",
-            lambda f, old: [
-                str(f["partitions"]),
-                str(f["events"]),
-                _n(f["tick"] * 1000),
-                _n(f["tick_verified"] * 1000),
-                _n(old["tick"] * 1000) if old else "—",
-            ],
-        ),
-    )
-
-
-def shards(results: Results, baseline: Results | None) -> list[str]:
-    body = by_section(
-        results,
-        baseline,
-        "shards",
-        lambda f, old: [_n(f.get("rate")), _n(f.get("cpu_client"), 1), _n(f.get("cpu_broker"), 1)],
-    )
-    if not body:
-        return [
-            "## Shards (issue 14)",
-            "",
-            "Not measured yet: issue 14 adds 1, 2 and 4 shards "
-            "into one queue and one queue per shard in `benchmarks/bench/matrix.py` "
-            "(`shard_rows`).",
-            "",
-        ]
-    return simple(
-        "Shards (issue 14)",
-        "Shards publishing together.",
-        ["row", "objects/s", "CPU client s", "CPU broker s"],
-        body,
-    )
-
-
-def profiles(results: Results, baseline: Results | None) -> list[str]:
-    now, old = results.get("profiles") or {}, (baseline or {}).get("profiles") or {}
-    lines = [
-        "## Where the time goes",
-        "",
-        "pyinstrument on the thread that plans and publishes (`scripts/bench --profile`), "
-        "once per path; shares of its sampled time. Self: the function's own time; "
-        "project: inclusive time of `factflow_replay_dagster` functions.",
-        "",
-    ]
-    for name in sorted(set(now) | set(old)):
-        for kind in ("self", "project"):
-            lines += [
-                f"### {name}: top by {kind} time",
-                "",
-                "| # | before | share | now | share |",
-                "|---:|---|---:|---|---:|",
-            ]
-            before, after = old.get(name, {}).get(kind, []), now.get(name, {}).get(kind, [])
-            for i in range(max(len(before), len(after))):
-                cells = [
-                    f"`{x[0]}` | {x[1]:.0%}" if x else "— | —"
-                    for x in (
-                        before[i] if i < len(before) else None,
-                        after[i] if i < len(after) else None,
-                    )
-                ]
-                lines.append(f"| {i + 1} | {cells[0]} | {cells[1]} |")
-            lines.append("")
-    return lines
-
-
 def render(results: Results, baseline: Results | None, plan: Plan) -> str:
     parts = [
         header(results, plan),
         target_table(results, baseline),
         throughput(results, baseline, plan),
         listing(results, baseline),
-        others(results, baseline),
-        cli_start(results, baseline),
-        discovery(results, baseline),
-        shards(results, baseline),
-        profiles(results, baseline),
+        sections.others(results, baseline),
+        sections.cli_start(results, baseline),
+        sections.discovery(results, baseline),
+        sections.shards(results, baseline),
+        sections.profiles(results, baseline),
         targets.method(),
     ]
     return "\n".join(line for part in parts for line in part)
