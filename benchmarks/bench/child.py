@@ -33,7 +33,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         profiler.last_session.save(profile)  # type: ignore[union-attr]
     else:
         figures = function(spec["ctx"], **spec["params"])
-    figures["rss_mb"] = peak_rss_mb()
+    figures.setdefault("rss_mb", peak_rss_mb())
     return figures
 
 

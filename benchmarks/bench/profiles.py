@@ -34,6 +34,8 @@ def summarise(session: Any) -> dict[str, Any]:
     inclusive: dict[str, float] = defaultdict(float)
 
     def walk(frame: Any, on_stack: frozenset[str]) -> None:
+        if frame.is_synthetic:  # "[self]" leaves: already in their parent's total_self_time
+            return
         name = _name(frame)
         own[name] += frame.total_self_time
         if "factflow_replay_dagster" in (frame.file_path or "") and name not in on_stack:
