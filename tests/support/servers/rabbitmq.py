@@ -146,6 +146,18 @@ class RabbitMQServer:
     def running(self) -> bool:
         return self._process is not None and self._process.running()
 
+    def beam_pid(self) -> int | None:
+        """The pid of the Erlang VM (``beam.smp``) running the node, whose CPU time is the
+        broker's (benchmarks read it from ``/proc``); None when the node is not running."""
+        proc = self._process
+        if proc is None or proc.proc is None or not proc.running():
+            return None
+        for pid in [proc.pid, *_descendants(proc.pid)]:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("beam"):
+                    return pid
+        return None
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
