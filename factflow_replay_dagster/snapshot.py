@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._bounded_yaml import MAX_YAML_BYTES, load_bounded
 from ._validation import describe_validation_error
 from .errors import (
     AmbiguousStageError,
@@ -239,11 +239,12 @@ class ConfigSnapshot(BaseModel):
 
     @classmethod
     def parse(cls, text: str, *, source: str = "<snapshot>") -> ConfigSnapshot:
-        """Parse YAML ``text``; a :class:`SnapshotError` says what is wrong and where."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SnapshotError(f"{source}: not valid YAML: {exc}") from None
+        """Parse YAML ``text``; a :class:`SnapshotError` says what is wrong and where.
+
+        Bounded before anything is built (:mod:`._bounded_yaml`): at most 1 MiB of text,
+        64 levels of nesting and 100,000 values with aliases expanded.
+        """
+        data = load_bounded(text, source=source)
         if not isinstance(data, dict):
             raise SnapshotError(f"{source}: a pipeline config must be a YAML mapping")
         try:
@@ -257,11 +258,18 @@ class ConfigSnapshot(BaseModel):
 
     @classmethod
     def load(cls, path: Path | str) -> ConfigSnapshot:
+        """Read and parse the config file ``path``; no more of it than the largest snapshot
+        :meth:`parse` takes is read, so a huge (or endless) file is refused at once."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8") as handle:
+                text = handle.read(MAX_YAML_BYTES + 1)
         except OSError as exc:
             raise SnapshotError(f"cannot read pipeline config {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(
+                f"cannot read pipeline config {path}: not UTF-8 text (byte {exc.start})"
+            ) from None
         return cls.parse(text, source=str(path))
 
     # -- resolution with errors that name the execution -------------------------------------
