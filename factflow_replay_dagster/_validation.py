@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["describe_validation_error", "validated"]
+__all__ = ["describe_validation_error", "repeated", "some", "validated"]
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,3 +29,14 @@ def validated(model: type[M], data: Mapping[str, Any], *, what: str) -> M:
         return model.model_validate(dict(data))
     except ValidationError as exc:
         raise InvalidInputError(f"invalid {what}: {describe_validation_error(exc)}") from None
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted (one pass, whatever their number)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
+
+
+def some(names: list[str], limit: int = 20) -> str:
+    """``names`` for an error message: at most ``limit`` of them, then how many in all."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"

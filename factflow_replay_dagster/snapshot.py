@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from ._bounded_yaml import MAX_YAML_BYTES, load_bounded
-from ._validation import describe_validation_error
+from ._validation import describe_validation_error, repeated, some
 from .errors import (
     AmbiguousStageError,
     InvalidIdError,
@@ -76,10 +76,9 @@ class RouteConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_stages(self) -> Self:
-        names = [stage.name for stage in self.stages]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = repeated(stage.name for stage in self.stages)
         if duplicates:
-            raise ValueError(f"route {self.name!r} repeats stages {duplicates}")
+            raise ValueError(f"route {self.name!r} repeats stages {some(duplicates)}")
         first = self.stages[0]
         if first.queue is not None and first.queue != self.queue:
             raise ValueError(
@@ -101,11 +100,19 @@ class RouteConfig(BaseModel):
         """The queue stage ``name`` consumes: its own, the route's for the first stage, else
         ``<route queue>.<stage>``."""
         stage = self.stage(name)
+        return self._queue_of(stage, first=stage is self.stages[0])
+
+    def stage_queues(self) -> list[tuple[StageConfig, str]]:
+        """Every stage with the queue it consumes (:meth:`stage_queue`), in one pass."""
+        return [
+            (stage, self._queue_of(stage, first=index == 0))
+            for index, stage in enumerate(self.stages)
+        ]
+
+    def _queue_of(self, stage: StageConfig, *, first: bool) -> str:
         if stage.queue is not None:
             return stage.queue
-        if stage is self.stages[0]:
-            return self.queue
-        return f"{self.queue}.{stage.name}"
+        return self.queue if first else f"{self.queue}.{stage.name}"
 
 
 class StageRef(BaseModel):
@@ -145,30 +152,38 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_routes(self) -> Self:
-        names = [route.name for route in self.routes]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        """Linear in the size of the config: a config within the snapshot limits (tens of
+        thousands of stages or routes) is checked at once, not in hours."""
+        duplicates = repeated(route.name for route in self.routes)
         if duplicates:
-            raise ValueError(f"pipeline {self.pipeline!r} repeats routes {duplicates}")
+            raise ValueError(f"pipeline {self.pipeline!r} repeats routes {some(duplicates)}")
+        forwards = {route.name: route.forward_to for route in self.routes}
         queues: dict[str, str] = {}
         for route in self.routes:
-            if route.forward_to is not None and route.forward_to not in names:
+            if route.forward_to is not None and route.forward_to not in forwards:
                 raise ValueError(
                     f"route {route.name!r} forwards to unknown route {route.forward_to!r} "
-                    f"(routes: {', '.join(names)})"
+                    f"(routes: {some(list(forwards))})"
                 )
-            for stage in route.stages:
-                queue = route.stage_queue(stage.name)
+            for stage, queue in route.stage_queues():
                 owner = f"{route.name}/{stage.name}"
+                try:  # a derived name (<route queue>.<stage>) can outgrow a queue name
+                    validate_id(queue, kind="queue")
+                except InvalidIdError as exc:
+                    raise ValueError(f"stage {owner} would consume {exc}") from None
                 if queue in queues:
                     raise ValueError(f"queue {queue!r} is used by both {queues[queue]} and {owner}")
                 queues[queue] = owner
-        for route in self.routes:  # forward_to must not loop
-            seen, current = {route.name}, route.forward_to
-            while current is not None:
-                if current in seen:
+        ended: set[str] = set()  # routes whose forwarding chain is known to end
+        for name in forwards:  # forward_to must not loop
+            chain: set[str] = set()
+            current: str | None = name
+            while current is not None and current not in ended:
+                if current in chain:
                     raise ValueError(f"routes forward in a cycle through {current!r}")
-                seen.add(current)
-                current = self.route(current).forward_to
+                chain.add(current)
+                current = forwards[current]
+            ended |= chain
         return self
 
     def route_names(self) -> list[str]:
@@ -190,7 +205,7 @@ class PipelineConfig(BaseModel):
 
     def queues(self) -> list[str]:
         """Every queue the pipeline's stages consume, in route and stage order."""
-        return [route.stage_queue(stage.name) for route, stage in self.iter_stages()]
+        return [queue for route in self.routes for _, queue in route.stage_queues()]
 
     def entry_route(self) -> RouteConfig:
         """The route no other route forwards into (the first one if several)."""

@@ -46,3 +46,13 @@ def test_bad_snapshots_name_what_is_wrong(text: str, names: str) -> None:
 def test_the_bundled_samples_parse() -> None:
     for path in SAMPLES.values():
         assert ConfigSnapshot.load(path).config.routes
+
+
+def test_a_derived_queue_name_longer_than_amqp_allows_is_refused() -> None:
+    """``<route queue>.<stage>`` of a valid 250-character queue is 256: not a queue name."""
+    text = (
+        f'pipeline: p\nversion: "1"\nroutes:\n  - name: r\n    queue: {"q" * 250}\n'
+        "    stages: [{name: fetch}, {name: parse}]\n"
+    )
+    with pytest.raises(SnapshotError, match=r"stage r/parse would consume invalid queue id"):
+        ConfigSnapshot.parse(text)
