@@ -22,7 +22,9 @@ replayable: replay reads the execution's own snapshot.
 # No `from __future__ import annotations` here: Dagster reads check annotations at runtime.
 
 __all__ = [
+    "ASSET_TAG_MAX_LENGTH",
     "CHECK_NAME",
+    "asset_event_tags",
     "asset_key_parts",
     "check_evaluation",
     "executions_partitions",
@@ -37,7 +39,7 @@ __all__ = [
 import functools
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -50,6 +52,18 @@ from .resources import ArtefactStoreResource, ExecutionStoreResource
 
 #: The asset check on every stored partition.
 CHECK_NAME = "stored_objects_match_lineage"
+
+
+#: Dagster refuses an asset event whose tag value is longer than this (its strict tag rule;
+#: run tags have no such limit). Ids may be up to 128 characters long.
+ASSET_TAG_MAX_LENGTH = 63
+
+
+def asset_event_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """``tags`` for an asset materialization or observation, without the values Dagster would
+    refuse (longer than :data:`ASSET_TAG_MAX_LENGTH`): a long id is left out of the tags only;
+    the event's partition key (an execution) or metadata (a replay) still names it."""
+    return {key: value for key, value in tags.items() if len(value) <= ASSET_TAG_MAX_LENGTH}
 
 
 def stage_asset_key(pipeline: str, route: str, stage: str) -> dg.AssetKey:

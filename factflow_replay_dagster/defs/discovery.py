@@ -21,6 +21,7 @@ from ..snapshot import ConfigSnapshot
 from ..storage.base import ArtefactStore
 from ..verification import verify_stage
 from .assets import (
+    asset_event_tags,
     check_evaluation,
     executions_partitions,
     replay_snippet,
@@ -137,7 +138,7 @@ def _stage_event(
         partition=execution.id,
         metadata=metadata,
         description=f"{metadata['artefacts']} artefacts stored by {event.route}/{event.stage}",
-        tags={"factflow/execution": execution.id},
+        tags=asset_event_tags({"factflow/execution": execution.id}),
     )
 
 

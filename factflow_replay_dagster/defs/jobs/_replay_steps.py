@@ -25,7 +25,12 @@ from ...replay import (
     ShardResult,
 )
 from ...replay.service import ReplayStart
-from ..assets import executions_partitions, source_partition_path, stage_asset_key
+from ..assets import (
+    asset_event_tags,
+    executions_partitions,
+    source_partition_path,
+    stage_asset_key,
+)
 from ..progress import ProgressSink
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 from ..stale import close_stale_replays
@@ -246,10 +251,12 @@ def finish_replay(
             partition=started.child_execution_id,
             description=f"fed by replay {started.replay_id} of {plan.source_execution_id}",
             metadata=metadata,
-            tags={
-                "factflow/replay_id": started.replay_id,
-                "factflow/source_execution": plan.source_execution_id,
-            },
+            tags=asset_event_tags(
+                {
+                    "factflow/replay_id": started.replay_id,
+                    "factflow/source_execution": plan.source_execution_id,
+                }
+            ),
         )
     )
     return dg.Output(result, metadata=metadata)
