@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .._closing import Closing
@@ -81,6 +81,11 @@ class StoreBase(Closing):
         except OperationalError as exc:
             raise ExecutionStoreError(
                 f"execution store at {self.url} failed: {_describe(exc)}"
+            ) from None
+        except DataError as exc:  # a value the database cannot keep (PostgreSQL: a NUL in
+            # text, a key longer than its column), whatever the entry point checked
+            raise ExecutionStoreError(
+                f"execution store at {self.url} refused a value: {_describe(exc)}"
             ) from None
 
     @staticmethod

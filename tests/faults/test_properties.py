@@ -39,6 +39,7 @@ from factflow_replay_dagster.connect import connect
 from factflow_replay_dagster.defs import build_job_definitions
 from factflow_replay_dagster.defs.discovery import discover
 from factflow_replay_dagster.errors import (
+    ExecutionStoreError,
     FactflowReplayError,
     InvalidIdError,
     InvalidInputError,
@@ -675,3 +676,17 @@ def test_discovery_reports_an_execution_whose_id_is_longer_than_a_dagster_tag(
     assert materialization.partition == execution_id
     assert "factflow/execution" not in (materialization.tags or {})
     store.close()
+
+
+@pytest.mark.postgres
+def test_what_postgresql_cannot_keep_is_an_execution_store_error(pg_world: World) -> None:
+    """Whatever an entry point let through, a value PostgreSQL refuses (a key longer than its
+    1,024-character column, a NUL in a text column) is the package's error, not the driver's."""
+    store = pg_world.components.executions
+    store.create_execution("too-long-keys", ConfigSnapshot.parse(SNAPSHOT))
+    with pytest.raises(ExecutionStoreError, match="refused a value: value too long"):
+        store.record_stored_stage(
+            "too-long-keys", "ingest", "parse", count=1, size=1, keys=["k" * 1100]
+        )
+    with pytest.raises(ExecutionStoreError, match=r"refused a value: .*NUL"):
+        store.set_status("too-long-keys", ExecutionStatus.FAILED, error="nul\x00here")
