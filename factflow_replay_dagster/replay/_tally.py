@@ -12,7 +12,7 @@ __all__ = ["Tally"]
 
 from collections.abc import Iterable, Iterator
 
-from ..storage.base import ObjectInfo
+from ..storage.base import MAX_KEY_BYTES, ObjectInfo, check_key
 
 _DONE = object()
 
@@ -47,7 +47,11 @@ class Tally:
         self.first_missing = self.first_missing or key
 
     def add(self, info: ObjectInfo) -> None:
-        """One more selected object (keys must come in increasing order)."""
+        """One more selected object (keys must come in increasing order). A key no store can
+        read back (longer than 1,024 bytes: files put in a folder store by other tools) is
+        refused here, in the plan, rather than when publishing reaches it."""
+        if len(info.key) > MAX_KEY_BYTES // 4:  # fewer characters cannot be too many bytes
+            check_key(info.key)
         self.count += 1
         self.bytes += info.size
         self.first = self.first or info.key

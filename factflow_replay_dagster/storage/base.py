@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "MAX_KEY_BYTES",
     "ArtefactStore",
     "ObjectInfo",
     "PrefixSummary",
@@ -57,11 +58,20 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+#: The longest key (UTF-8 bytes): S3's limit, and the execution store's key columns'.
+MAX_KEY_BYTES = 1024
+
+
 def check_key(key: str) -> str:
-    """Like :func:`check_prefix`, and a key must name an object (no empty segment)."""
+    """Like :func:`check_prefix`; a key must name an object (no empty segment) and hold at
+    most :data:`MAX_KEY_BYTES` bytes."""
     check_prefix(key)
     if not key or any(part == "" for part in key.split("/")):
         raise InvalidIdError("object", key, "a key must not be empty or have empty segments")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        reason = f"a key of {size:,} bytes (UTF-8), at most {MAX_KEY_BYTES:,}"
+        raise InvalidIdError("object", key[:60] + "...", reason)
     return key
 
 

@@ -29,6 +29,8 @@ from factflow_replay_dagster.storage.base import (
     content_etag,
 )
 
+#: The longest file name (bytes) on the file systems a folder store runs on (ext4, XFS, APFS).
+NAME_MAX = 255
 #: Hashing reads into one small reused buffer, so listing allocates little per object.
 _CHUNK = 64 * 1024
 
@@ -107,10 +109,19 @@ class LocalArtefactStore(ArtefactStore):
     # -- paths -------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        """The file for ``key``, refusing names this store reserves and symlink escapes."""
+        """The file for ``key``, refusing names this store reserves, names longer than a file
+        system's (:data:`NAME_MAX`) and symlink escapes."""
         check_key(key)
-        if any(part.startswith(".") for part in key.split("/")):
-            raise InvalidIdError("object", key, "a segment starting with '.' is reserved")
+        for part in key.split("/"):
+            if part.startswith("."):
+                raise InvalidIdError("object", key, "a segment starting with '.' is reserved")
+            if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
+                raise InvalidIdError(
+                    "object",
+                    key[:60] + "...",
+                    f"a segment of {len(part.encode('utf-8', 'surrogatepass')):,} bytes: a "
+                    f"folder store's file names hold at most {NAME_MAX} (split the name with '/')",
+                )
         path = self.root / key
         if not path.resolve().is_relative_to(self.root):
             raise InvalidIdError("object", key, f"resolves outside {self.location}")
@@ -288,7 +299,8 @@ class LocalArtefactStore(ArtefactStore):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            # A name of its own, not the object's: ".<255-byte name>.<random>.tmp" is no name.
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
