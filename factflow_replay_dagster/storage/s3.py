@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import obstore
 
-from ..errors import SettingsError
+from ..errors import ArtefactNotFoundError, SettingsError
 from ..redaction import Redactor, redact_url
 from ..settings import DEFAULTS
 from ._s3_client import build_s3_store
@@ -141,12 +141,29 @@ class S3ArtefactStore(ArtefactStore):
 
     def list(self, prefix: str, *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         check_prefix(prefix)
-        return map(_info, list_objects(self._store, prefix, start_after, self._errors))
+        return map(_info, self._objects(prefix, start_after))
 
     def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
         check_prefix(prefix)
-        listing = list_objects(self._store, prefix, start_after, self._errors)
-        return (meta["path"] for meta in listing)
+        return (meta["path"] for meta in self._objects(prefix, start_after))
+
+    def _objects(self, prefix: str, start_after: str | None) -> Iterator[ObjectMeta]:
+        """The listing without folder markers: the empty ``<name>/`` objects an S3 console's
+        "create folder" leaves, which obstore lists without their ``/`` under a key that
+        holds no object. A folder is not an object (as in a folder store); an empty object's
+        key is checked with one HEAD to tell them apart."""
+        for meta in list_objects(self._store, prefix, start_after, self._errors):
+            if meta["size"] == 0 and not self._holds(meta["path"]):
+                continue
+            yield meta
+
+    def _holds(self, key: str) -> bool:
+        try:
+            with self._errors.translating("stat", key):
+                obstore.head(self._store, key)
+        except ArtefactNotFoundError:
+            return False
+        return True
 
     def read(self, key: str) -> bytes:
         check_key(key)
