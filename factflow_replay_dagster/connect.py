@@ -29,7 +29,7 @@ from ._closing import Closing
 from .errors import SettingsError
 from .executions import ExecutionStore
 from .queues.base import QueueConsumer, QueuePublisher, RetryPolicy
-from .redaction import redact_url
+from .redaction import shown_url
 from .settings import Settings
 from .storage.base import ArtefactStore
 
@@ -76,14 +76,12 @@ def open_artefact_store(settings: Settings) -> ArtefactStore:
         from .storage.local import LocalArtefactStore
 
         if parts.netloc not in ("", "localhost"):
-            raise SettingsError(
-                f"FACTFLOW_STORAGE_URL is not a local file URL: {redact_url(url)!r}"
-            )
+            raise SettingsError(f"FACTFLOW_STORAGE_URL is not a local file URL: {shown_url(url)!r}")
         return LocalArtefactStore(Path(unquote(parts.path)))
     from .storage.s3 import S3ArtefactStore
 
     if not parts.netloc:
-        raise SettingsError(f"FACTFLOW_STORAGE_URL names no S3 bucket: {redact_url(url)!r}")
+        raise SettingsError(f"FACTFLOW_STORAGE_URL names no S3 bucket: {shown_url(url)!r}")
     return S3ArtefactStore(s3_config(settings), parts.netloc, prefix=parts.path.lstrip("/"))
 
 

@@ -1,13 +1,14 @@
 """Keep secrets out of everything shown: the one place URLs and error texts are redacted.
 
 Everything the package prints, logs, stores as an error or hands to Dagster goes through
-:func:`redact_url` (a URL shown as such) or a :class:`Redactor` (a text, such as a driver's
+:func:`redact_url` (a URL shown as such), :func:`shown_url` (a setting's value an error
+quotes, which may not even be a URL) or a :class:`Redactor` (a text, such as a driver's
 error message, that may quote a password it was given).
 """
 
 from __future__ import annotations
 
-__all__ = ["Redactor", "redact_url", "server_url"]
+__all__ = ["Redactor", "redact_url", "server_url", "shown_url"]
 
 import re
 from collections.abc import Iterable
@@ -30,11 +31,15 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    netloc, query = parts.netloc, parts.query
+    netloc, path, query, fragment = parts.netloc, parts.path, parts.query, parts.fragment
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         if ":" in userinfo:
+            password = userinfo.split(":", 1)[1]
             netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+            # The same password elsewhere in the URL (a query option it was pasted into).
+            scrub = Redactor(secrets=[password, unquote(password)]).scrub
+            path, query, fragment = scrub(path), scrub(query), scrub(fragment)
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
@@ -42,9 +47,31 @@ def redact_url(url: str) -> str:
                 [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
                 safe="*",
             )
-    if (netloc, query) == (parts.netloc, parts.query):
+    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
         return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+#: What an error shows instead of a value that does not parse as a URL.
+NOT_SHOWN = "<not shown: not a URL, and it may hold a password>"
+
+
+def shown_url(url: str) -> str:
+    """A setting's value as an error may quote it: :func:`redact_url` of it when it parses as
+    ``scheme://...`` (a number for a port, closed brackets), else :data:`NOT_SHOWN`.
+
+    A value that does not parse can hold a password no redaction finds: ``amqp://guest:pw/``
+    (the host forgotten) reads the password as a port, and a secret pasted into the wrong
+    variable, or a libpq ``host=... password=...`` string, is no URL at all.
+    """
+    head, sep, _ = url.partition("://")
+    if not sep or not head:
+        return NOT_SHOWN
+    try:
+        _ = urlsplit(url).port
+    except ValueError:
+        return NOT_SHOWN
+    return redact_url(url)
 
 
 def server_url(url: str) -> str:

@@ -41,8 +41,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource, PydanticBaseSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
+from ._url_checks import (
+    check_amqp_url,
+    check_database_url,
+    check_endpoint_url,
+    check_s3_storage_url,
+)
 from .errors import SettingsError
-from .redaction import redact_url
+from .redaction import redact_url, shown_url
 
 StorageKind = Literal["file", "s3"]
 BrokerKind = Literal["amqp", "embedded"]
@@ -339,8 +345,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_urls(self) -> Self:
-        self.storage_kind()
-        self.broker_kind()
+        """A URL that makes no sense is refused when the settings are read, naming its
+        variable and quoting it only redacted and only if it parses (``_url_checks``)."""
+        if self.storage_kind() == "s3":
+            check_s3_storage_url(self.storage_url)
+        if self.broker_kind() == "amqp":
+            check_amqp_url(self.broker_url.get_secret_value())
+        if self.database_url.get_secret_value():
+            check_database_url(self.database_url.get_secret_value())
+        if self.aws_endpoint_url:
+            check_endpoint_url(self.aws_endpoint_url)
         return self
 
     # -- interpretation ----------------------------------------------------------------------
@@ -352,7 +366,7 @@ class Settings(BaseSettings):
             return scheme  # type: ignore[return-value]
         raise SettingsError(
             "FACTFLOW_STORAGE_URL must be file:///path or s3://bucket/prefix, "
-            f"not {redact_url(self.storage_url)!r}"
+            f"not {shown_url(self.storage_url)!r}"
         )
 
     def broker_kind(self) -> BrokerKind:
@@ -364,7 +378,7 @@ class Settings(BaseSettings):
             return "embedded"
         raise SettingsError(
             "FACTFLOW_BROKER_URL must be amqp://..., amqps://... or an embedded-queue path, "
-            f"not {redact_url(self.broker_url.get_secret_value())!r}"
+            f"not {shown_url(self.broker_url.get_secret_value())!r}"
         )
 
     def describe(self) -> dict[str, str]:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import SettingsError
-from ..redaction import redact_url
+from ..redaction import redact_url, shown_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -62,10 +62,21 @@ def create_store_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, FULL sync, a busy timeout, BEGIN IMMEDIATE."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise SettingsError(
-            f"FACTFLOW_DATABASE_URL is not a SQLAlchemy URL: {redact_url(url)}"
+            f"FACTFLOW_DATABASE_URL is not a SQLAlchemy URL: {shown_url(url)}"
         ) from None
+    try:
+        return _engine(parsed)
+    except (ArgumentError, ImportError) as exc:  # no such dialect, driver or driver package
+        raise SettingsError(
+            f"FACTFLOW_DATABASE_URL names a database this package cannot open "
+            f"({type(exc).__name__}): {shown_url(url)}"
+        ) from None
+
+
+def _engine(parsed: URL) -> Engine:
+    """The engine for a parsed URL (its dialect and driver are loaded here)."""
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":

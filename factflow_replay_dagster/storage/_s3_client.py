@@ -20,7 +20,7 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import S3Store
 
 from ..errors import SettingsError
-from ..redaction import Redactor, redact_url
+from ..redaction import Redactor, shown_url
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Credential
@@ -96,7 +96,7 @@ def build_s3_store(config: S3Config, bucket: str, *, prefix: str = "") -> S3Stor
     scheme = urlsplit(endpoint).scheme.lower()
     if scheme not in ("http", "https"):
         raise SettingsError(
-            f"AWS_ENDPOINT_URL: {redact_url(endpoint)!r} is not an http:// or https:// URL"
+            f"AWS_ENDPOINT_URL: {shown_url(endpoint)!r} is not an http:// or https:// URL"
         )
     client: ClientConfig = {
         "allow_http": scheme == "http",  # obstore refuses http:// endpoints otherwise
