@@ -10,6 +10,7 @@ import dagster as dg
 
 from ..settings import Settings
 from .assets import load_registered_configs, stage_asset_specs, stored_artefacts_checks
+from .console import cli_console_logger
 from .jobs import (
     make_recovery_job,
     make_replay_job,
@@ -87,8 +88,13 @@ def build_job_definitions(
 ) -> dg.Definitions:
     """The jobs and their resources alone, for running a job in-process outside a code
     location (the command line): no stage assets, checks or sensors to load first. Runs are
-    recorded in the instance they run in, which the UI shows like any other."""
-    return dg.Definitions(jobs=_jobs(console_level), resources=_resources(settings))
+    recorded in the instance they run in, which the UI shows like any other. Their console
+    is the command line's (:mod:`.console`): it reports failures itself."""
+    return dg.Definitions(
+        jobs=_jobs(console_level),
+        resources=_resources(settings),
+        loggers={"console": cli_console_logger},
+    )
 
 
 def _jobs(
