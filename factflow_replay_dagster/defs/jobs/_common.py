@@ -69,10 +69,14 @@ def requested_by(context: dg.OpExecutionContext) -> str:
 
 
 def add_run_tags(context: dg.OpExecutionContext, tags: Mapping[str, str | None]) -> None:
-    """Add ``factflow/...`` tags to the running run, so runs are searchable in the UI."""
-    present = {f"{TAG_PREFIX}{k}": v for k, v in tags.items() if v}
-    if present:
-        context.instance.add_run_tags(context.run_id, present)
+    """Add ``factflow/...`` tags to the running run, so runs are searchable in the UI (those
+    its submitter set already, as the CLI and the API do, are not written again)."""
+    current = context.run.tags
+    missing = {
+        f"{TAG_PREFIX}{k}": v for k, v in tags.items() if v and current.get(f"{TAG_PREFIX}{k}") != v
+    }
+    if missing:
+        context.instance.add_run_tags(context.run_id, missing)
 
 
 @contextlib.contextmanager
