@@ -84,7 +84,9 @@ class ShardRun:
 
     def publish(self, should_stop: StopCallback | None) -> ShardResult:
         """Publish the rest of the shard; CANCELLED if ``should_stop`` said so (position
-        saved); raises the missing artefact or the broker's error (position saved first)."""
+        saved); raises the missing artefact or the broker's error, with every message sent
+        answered, for the caller to save the position as it records the failure (a save here
+        could fail too, and hide why the shard stopped)."""
         outcome = self.publisher.publish(
             self.start.plan.queue,
             self._messages(),
@@ -93,9 +95,9 @@ class ShardRun:
             rate=self.start.shard_rate,
         )
         self.resent = outcome.resent
-        self.save()
         if self.missing is not None:
             raise self.missing
+        self.save()
         cancelled = outcome.stopped and self.confirmed < self.shard.count
         return ShardResult(
             replay_id=self.start.replay_id,
