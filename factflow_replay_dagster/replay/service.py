@@ -232,7 +232,8 @@ class DetachedReplayService:
             with Heartbeat(self.executions, start.replay_id, every=self.stale_after / 10):
                 result = run.publish(should_stop)
         except FactflowReplayError as exc:
-            self._record_failure(run, start, shard, exc)
+            if not run.taken_over:  # else the resume that took it over records everything
+                self._record_failure(run, start, shard, exc)
             raise
         if result.state == "CANCELLED":
             self._cancel(start, shard)
@@ -340,7 +341,12 @@ class DetachedReplayService:
         """
         try:
             run.save()
-            self._fail(start, shard, str(error))
+            if run.closed is not None:  # closed elsewhere, with its own reason: only the shard
+                self.executions.set_shard_state(
+                    start.replay_id, shard.index, ReplayState.FAILED, error=str(error)
+                )
+            else:
+                self._fail(start, shard, str(error))
         except ExecutionStoreError as unrecorded:
             log.warning(
                 "replay %s failed and the failure could not be recorded (%s); it stays "
