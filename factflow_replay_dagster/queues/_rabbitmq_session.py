@@ -16,7 +16,13 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..errors import QueueError
 from ._coalescing import coalesce_writes
-from ._rabbitmq_common import LOGGER, REFUSED, BrokerRedactor, ConnectionLost, root_cause
+from ._rabbitmq_common import (
+    LOGGER,
+    BrokerRedactor,
+    ConnectionLost,
+    channel_refusal,
+    connect_failure,
+)
 
 
 def _noop() -> None:
@@ -92,6 +98,9 @@ class ConfirmSession:
             raise self._lost
         if self._channel_error is not None and not self._declaring:
             error = self._channel_error
+            refusal = channel_refusal(error, self._redactor)
+            if refusal is not None:  # 403 ACCESS_REFUSED: a permission the user lacks
+                raise refusal
             # 406 PRECONDITION_FAILED (a message above the broker's max_message_size, ...):
             # sending the same messages again on a new channel would fail the same way.
             refused = isinstance(error, pika.exceptions.ChannelClosedByBroker) and (
@@ -125,10 +134,7 @@ class ConfirmSession:
 
         def on_open_error(conn: object, exc: BaseException) -> None:
             if conn is self._conn:
-                self._lost = ConnectionLost(
-                    f"cannot connect: {self._redactor.describe(exc)}",
-                    retryable=not isinstance(root_cause(exc), REFUSED),
-                )
+                self._lost = connect_failure(exc, self._redactor)
 
         def on_close(conn: object, exc: BaseException) -> None:
             if conn is self._conn and self._lost is None:
@@ -192,6 +198,9 @@ class ConfirmSession:
         if done:
             return True
         error, self._channel, self._channel_error = self._channel_error, None, None
+        refusal = channel_refusal(error, self._redactor)
+        if refusal is not None:
+            raise refusal
         if isinstance(error, pika.exceptions.ChannelClosedByBroker):
             if error.reply_code == 404:
                 return False

@@ -74,6 +74,8 @@ class RabbitMQPublisher(QueuePublisher):
     in an unbroken run from the first one, every one of them already passed to
     ``on_confirmed``. Nothing after that run is promised: a message there may be stored
     (its confirm was lost, or it follows a nacked one), so resuming publishes it again.
+
+    ``ca_file`` adds the CA certificates of a PEM file to the system's for ``amqps://``.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class RabbitMQPublisher(QueuePublisher):
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
         connect_timeout: float = 10.0,
         heartbeat: int = 30,
+        ca_file: str | None = None,
     ) -> None:
         if window < 1:
             raise SettingsError(f"the confirm window must be at least 1, not {window}")
@@ -93,11 +96,13 @@ class RabbitMQPublisher(QueuePublisher):
         self.window = window
         self.max_message_bytes = max_message_bytes
         self.retry = retry
+        self.ca_file = ca_file
         params = connection_parameters(
             url,
             heartbeat=heartbeat,
             connect_timeout=connect_timeout,
             name="factflow-replay publisher",
+            ca_file=ca_file,
         )
         self._session = ConfirmSession(params, timeout=connect_timeout, redactor=self._redactor)
 
