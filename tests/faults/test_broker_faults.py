@@ -19,17 +19,9 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 import pytest
-from support.broker_faults import (
-    PARENT,
-    QUEUE,
-    FaultAt,
-    Received,
-    consume_until_cancelled,
-    receive,
-    stored_parent,
-)
+from support.broker_faults import QUEUE, FaultAt, consume_until_cancelled, receive
 from support.environments import queue_depth
-from support.figures import report_figures
+from support.faults import Received, StoredParent, record_figures, stored_parent
 from support.servers.rabbitmq import RabbitMQServer
 from support.terminal import TerminalProcess
 
@@ -54,6 +46,7 @@ from factflow_replay_dagster.storage.base import ArtefactStore
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
+PARENT = "parent-broker-faults"
 COUNT = 20_000
 WINDOW = 500
 PROGRESS_EVERY = 500
@@ -71,7 +64,7 @@ ALARM = "0.0000001"
 class Lab:
     broker: RabbitMQServer
     settings: Settings
-    keys: list[str]
+    parent: StoredParent
     artefacts: ArtefactStore
     executions: ExecutionStore
 
@@ -127,12 +120,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         }
     )
     try:
-        keys = stored_parent(settings, count=COUNT)
+        parent = stored_parent(settings, PARENT, COUNT)
         with (
             open_artefact_store(settings) as artefacts,
             open_execution_store(settings) as executions,
         ):
-            yield Lab(broker, settings, keys, artefacts, executions)
+            yield Lab(broker, settings, parent, artefacts, executions)
     finally:
         broker.stop()
 
@@ -157,13 +150,17 @@ def alarms(broker: RabbitMQServer) -> str:
     return broker.ctl("eval", "rabbit_alarm:get_alarms().").strip()
 
 
+def lost(received: Received, parent: StoredParent) -> int:
+    """Artefacts of ``parent`` no message carried (by message id)."""
+    return len(parent.message_ids - received.unique)
+
+
 def assert_every_artefact_once_or_duplicated_within(
-    received: Received, keys: list[str], *, bound: int
+    received: Received, parent: StoredParent, *, bound: int
 ) -> None:
-    assert received.lost(keys) == []  # every artefact arrived
-    assert len(received.keys) == len(received.ids) == len(keys)  # one id per artefact
-    assert received.mismatched == 0  # a duplicate is the same message: id, key and body
-    assert received.duplicates <= bound
+    assert lost(received, parent) == 0  # every artefact arrived
+    assert received.unique <= parent.message_ids  # and nothing else
+    assert received.duplicates <= bound  # a copy carries its artefact's own id
 
 
 # -- the broker SIGKILLed and restarted --------------------------------------------------------
@@ -220,28 +217,28 @@ def test_broker_sigkilled_twice_mid_replay_loses_nothing(
     received = receive(lab.broker.url, QUEUE)
 
     bound = len(faults.fired) * WINDOW  # only unconfirmed messages can come twice
-    report_figures(
+    record_figures(
         request,
         f"RabbitMQ SIGKILLed and restarted during a {COUNT:,}-artefact replay",
-        {
+        **{
             "faults survived": len(faults.fired),
             "killed at confirmed": ", ".join(f"{n:,}" for n in faults.fired),
             "outcome": "completed by itself"
             if not failures
             else f"failed {len(failures)} time(s) with its position saved, then resumed",
             "confirmed (replay record)": record.confirmed,
-            "received by an independent consumer": received.total,
-            "distinct artefacts received": len(received.keys),
-            "messages lost": len(received.lost(lab.keys)),
-            "duplicates (same id, key, body)": received.duplicates,
+            "received by an independent consumer": len(received.artefact_ids),
+            "distinct artefacts received": len(received.unique),
+            "messages lost": lost(received, lab.parent),
+            "duplicates (same message id)": received.duplicates,
             "re-sent after a reconnect (last run)": result.resent,
             "confirm window": WINDOW,
             "duplicates allowed (window x faults)": bound,
-            "seconds (replay with both restarts)": seconds,
+            "seconds (replay with both restarts)": round(seconds, 1),
         },
     )
-    assert_every_artefact_once_or_duplicated_within(received, lab.keys, bound=bound)
-    assert received.other >= 1  # the end marker came after them
+    assert_every_artefact_once_or_duplicated_within(received, lab.parent, bound=bound)
+    assert received.end_markers >= 1  # the end marker came after them
 
 
 # -- the broker blocks publishers: a memory alarm ----------------------------------------------
@@ -308,26 +305,26 @@ def test_a_memory_alarm_pauses_the_cli_replay_which_says_so_and_continues(
     assert any("broker unblocked" in m for m in messages[messages.index(blocked[0]) :])
 
     received = receive(lab.broker.url, QUEUE)
-    report_figures(
+    record_figures(
         request,
         f"RabbitMQ memory alarm during a {COUNT:,}-artefact CLI replay",
-        {
+        **{
             "the bar while blocked": bar,
             "confirmed when blocked (saved)": saved.confirmed,
             "queue depth when blocked": depth,
             f"queue depth {BLOCKED_SECONDS:g} s later": depth_after,
-            "client CPU while blocked (share of a core)": cpu_share,
+            "client CPU while blocked (share of a core)": round(cpu_share, 3),
             "client CPU allowed": BLOCKED_CPU_SHARE,
             "confirmed (replay record)": record.confirmed,
-            "received by an independent consumer": received.total,
-            "messages lost": len(received.lost(lab.keys)),
+            "received by an independent consumer": len(received.artefact_ids),
+            "messages lost": lost(received, lab.parent),
             "duplicates": received.duplicates,
             "confirm window": WINDOW,
         },
     )
     assert depth_after == depth  # nothing more reached the queue, nothing was dropped
     assert cpu_share < BLOCKED_CPU_SHARE  # waiting, not spinning
-    assert_every_artefact_once_or_duplicated_within(received, lab.keys, bound=0)
+    assert_every_artefact_once_or_duplicated_within(received, lab.parent, bound=0)
 
 
 def test_a_replay_stopped_while_blocked_ends_at_once_and_resumes_with_no_gap(
@@ -366,19 +363,19 @@ def test_a_replay_stopped_while_blocked_ends_at_once_and_resumes_with_no_gap(
         second = lab.service(publisher).resume(first.replay_id or "")
     assert second.state == "SUCCEEDED"
     received = receive(lab.broker.url, QUEUE)
-    report_figures(
+    record_figures(
         request,
         "Replay stopped while RabbitMQ blocked publishers, resumed after the alarm",
-        {
+        **{
             "confirmed when stopped (saved)": saved.confirmed,
             "confirmed after the resume": lab.executions.get_replay(saved.replay_id).confirmed,
-            "received by an independent consumer": received.total,
-            "messages lost": len(received.lost(lab.keys)),
+            "received by an independent consumer": len(received.artefact_ids),
+            "messages lost": lost(received, lab.parent),
             "duplicates (sent, unconfirmed, sent again)": received.duplicates,
             "confirm window": WINDOW,
         },
     )
-    assert_every_artefact_once_or_duplicated_within(received, lab.keys, bound=WINDOW)
+    assert_every_artefact_once_or_duplicated_within(received, lab.parent, bound=WINDOW)
 
 
 # -- the queue deleted, or refusing messages ---------------------------------------------------
@@ -430,15 +427,15 @@ def test_the_target_queue_deleted_mid_replay_fails_naming_it_and_resumes_with_no
         second = service.resume(str(replay.replay_id))
     assert second.state == "SUCCEEDED"
     rest = receive(lab.broker.url, QUEUE)
-    report_figures(
+    record_figures(
         request,
         f"Target queue deleted during a {COUNT:,}-artefact replay, declared again, resumed",
-        {
+        **{
             "error": type(caught.value).__name__,
             "confirmed when it failed (saved)": failed.confirmed,
-            "received before the deletion": first.total,
-            "received after the resume": rest.total,
-            "messages lost": len((received := _union(first, rest)).lost(lab.keys)),
+            "received before the deletion": len(first.artefact_ids),
+            "received after the resume": len(rest.artefact_ids),
+            "messages lost": lost(received := first + rest, lab.parent),
             "duplicates": received.duplicates,
         },
     )
@@ -447,10 +444,9 @@ def test_the_target_queue_deleted_mid_replay_fails_naming_it_and_resumes_with_no
     assert failed.state is ReplayState.FAILED
     assert QUEUE in (failed.error or "")
     # Nothing counted that was not confirmed, nothing confirmed that was not received.
-    assert failed.confirmed == first.total == caught.value.confirmed >= 5_000
-    assert sorted(first.keys) == lab.keys[: first.total]  # the prefix, in key order
-    assert failed.last_confirmed_key == lab.keys[first.total - 1]
-    assert_every_artefact_once_or_duplicated_within(received, lab.keys, bound=0)
+    assert failed.confirmed == len(first.artefact_ids) == caught.value.confirmed >= 5_000
+    assert failed.last_confirmed_key == lab.parent.keys[len(first.artefact_ids) - 1]
+    assert_every_artefact_once_or_duplicated_within(received, lab.parent, bound=0)
 
 
 def test_a_queue_refusing_messages_fails_naming_it_and_resumes_with_no_gap(
@@ -472,30 +468,22 @@ def test_a_queue_refusing_messages_fails_naming_it_and_resumes_with_no_gap(
         second = service.resume(str(replay.replay_id))
     assert second.state == "SUCCEEDED"
     rest = receive(lab.broker.url, QUEUE)
-    received = _union(first, rest)
-    report_figures(
+    received = first + rest
+    record_figures(
         request,
         f"Queue refusing messages (x-max-length {limit:,}, reject-publish), fixed, resumed",
-        {
+        **{
             "error": type(caught.value).__name__,
             "confirmed when it failed (saved)": failed.confirmed,
-            "in the queue when it failed": first.total,
-            "received after the resume": rest.total,
-            "messages lost": len(received.lost(lab.keys)),
+            "in the queue when it failed": len(first.artefact_ids),
+            "received after the resume": len(rest.artefact_ids),
+            "messages lost": lost(received, lab.parent),
             "duplicates": received.duplicates,
         },
     )
     assert caught.value.queue == QUEUE
     assert "reject-publish" in str(caught.value)
     assert failed.state is ReplayState.FAILED
-    assert failed.confirmed == first.total == caught.value.confirmed == limit
-    assert sorted(first.keys) == lab.keys[:limit]
-    assert failed.last_confirmed_key == lab.keys[limit - 1]
-    assert_every_artefact_once_or_duplicated_within(received, lab.keys, bound=0)
-
-
-def _union(*parts: Received) -> Received:
-    whole = Received()
-    for part in parts:
-        whole |= part
-    return whole
+    assert failed.confirmed == len(first.artefact_ids) == caught.value.confirmed == limit
+    assert failed.last_confirmed_key == lab.parent.keys[limit - 1]
+    assert_every_artefact_once_or_duplicated_within(received, lab.parent, bound=0)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pika
 import pytest
 from click.testing import CliRunner, Result
-from support.broker_faults import PARENT, QUEUE, receive, stored_parent
-from support.figures import report_figures
+from support.broker_faults import QUEUE, receive
+from support.faults import StoredParent, record_figures, stored_parent
 from support.servers.rabbitmq import RabbitMQServer
 from support.tls import make_ca, server_certificate
 
@@ -40,6 +40,7 @@ from factflow_replay_dagster.storage.base import ArtefactStore
 
 pytestmark = [pytest.mark.rabbitmq]
 
+PARENT = "parent-broker-security"
 COUNT = 2_000
 SECURITY_MD = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 #: Retries that would take minutes if a refusal were retried; refusals must not be.
@@ -52,7 +53,7 @@ class Lab:
     ca: Path
     other_ca: Path
     settings: Settings
-    keys: list[str]
+    parent: StoredParent
     artefacts: ArtefactStore
     executions: ExecutionStore
 
@@ -106,12 +107,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         {"FACTFLOW_HOME": str(folder / "home"), "FACTFLOW_BROKER_URL": broker.url}
     )
     try:
-        keys = stored_parent(settings, count=COUNT)
+        parent = stored_parent(settings, PARENT, COUNT)
         with (
             open_artefact_store(settings) as artefacts,
             open_execution_store(settings) as executions,
         ):
-            yield Lab(broker, ca[0], other_ca, settings, keys, artefacts, executions)
+            yield Lab(broker, ca[0], other_ca, settings, parent, artefacts, executions)
     finally:
         broker.stop()
 
@@ -143,18 +144,18 @@ def test_a_cli_replay_over_amqps_trusts_the_ca_of_the_setting(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     received = receive(lab.broker.url, QUEUE)
-    report_figures(
+    record_figures(
         request,
         "A CLI replay over amqps:// with FACTFLOW_BROKER_CA_FILE (a CA made by the test)",
-        {
+        **{
             "broker": f"amqps://{user}@127.0.0.1:{lab.broker.tls_port}/%2F",
             "confirmed": summary["replay"]["confirmed"],
-            "received by an independent consumer": received.total,
-            "messages lost": len(received.lost(lab.keys)),
+            "received by an independent consumer": len(received.artefact_ids),
+            "messages lost": len(lab.parent.message_ids - received.unique),
         },
     )
     assert summary["replay"]["confirmed"] == COUNT
-    assert received.lost(lab.keys) == []
+    assert received.unique == lab.parent.message_ids
     assert received.duplicates == 0
 
 
@@ -176,10 +177,10 @@ def test_a_broker_certificate_no_trusted_ca_signed_is_refused_clearly(
     result = run_cli(lab, monkeypatch, env)
     shown = result.output + result.stderr
     said = next(line for line in shown.splitlines() if "TLS certificate is not trusted" in line)
-    report_figures(
+    record_figures(
         request,
         f"amqps:// to a broker whose CA is not trusted ({trusted})",
-        {"exit code": result.exit_code, "said": said.strip()},
+        **{"exit code": result.exit_code, "said": said.strip()},
     )
     assert result.exit_code == EXIT_BROKER
     assert f"amqps://{user}@127.0.0.1:{lab.broker.tls_port}/%2F" in said  # names the broker
@@ -189,7 +190,7 @@ def test_a_broker_certificate_no_trusted_ca_signed_is_refused_clearly(
     assert "pika" not in shown
     assert password not in shown
     assert len(lab.executions.list_replays()) == replays_before  # refused in the plan
-    assert receive(lab.broker.url, QUEUE).total == 0
+    assert receive(lab.broker.url, QUEUE).artefact_ids == []
 
 
 def test_the_ca_file_setting_is_checked_before_anything_connects(tmp_path: Path) -> None:
@@ -244,21 +245,21 @@ def test_a_replay_works_with_exactly_the_documented_permissions_and_can_do_no_mo
     finally:
         service.publisher.close()
     received = receive(lab.broker.url, QUEUE)
-    report_figures(
+    record_figures(
         request,
         "A replay as a RabbitMQ user with only the permissions docs/security.md gives it",
-        {
+        **{
             "configure / write / read": " / ".join(repr(p) for p in permissions),
             "replay": f"{result.state}, {result.confirmed:,} confirmed",
-            "received by an independent consumer": received.total,
-            "messages lost": len(received.lost(lab.keys)),
+            "received by an independent consumer": len(received.artefact_ids),
+            "messages lost": len(lab.parent.message_ids - received.unique),
             "declaring a queue": f"refused: {type(declare.value).__name__}",
             "consuming": f"refused: {type(consume.value).__name__}",
         },
     )
     assert (result.state, result.confirmed) == ("SUCCEEDED", COUNT)
-    assert received.lost(lab.keys) == []
-    assert received.other == 1  # the end marker, published by the same user
+    assert received.unique == lab.parent.message_ids
+    assert received.end_markers == 1  # the end marker, published by the same user
     for refused in (declare.value, consume.value):
         assert "(not retried)" in str(refused)
         assert password not in str(refused)
@@ -290,10 +291,11 @@ def test_a_user_without_those_permissions_is_refused_clearly(
     finally:
         service.publisher.close()
     error = str(caught.value)
-    report_figures(
+    record_figures(
         request,
         f"A replay as a RabbitMQ user with {case}",
-        {"error": type(caught.value).__name__, "said": error},
+        error=type(caught.value).__name__,
+        said=error,
     )
     assert f"amqp://{user}@127.0.0.1:{lab.broker.port}/%2F" in error
     assert "(not retried)" in error
@@ -307,4 +309,4 @@ def test_a_user_without_those_permissions_is_refused_clearly(
     else:  # refused at login: nothing was created
         assert "refused the connection" in error
         assert str(replay.replay_id) not in {r.replay_id for r in lab.executions.list_replays()}
-    assert receive(lab.broker.url, QUEUE).total == 0
+    assert receive(lab.broker.url, QUEUE).artefact_ids == []
