@@ -3,13 +3,16 @@
 A shard is a contiguous key range published in key order by one step (the whole replay when
 it has one shard). Only what the broker confirmed counts; the position (the last key of the
 contiguous confirmed prefix) is saved every ``progress_every`` confirms and every 2 s, so a
-cancelled, failed or killed step resumes after it.
+cancelled, failed or killed step resumes after it. When the broker starts or stops blocking
+publishers, the position is saved and progress reported at once, with the reason
+(``ReplayProgress.broker_blocked``).
 """
 
 from __future__ import annotations
 
 __all__ = ["ReplayStart", "ShardRun"]
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
 from ..storage.base import ArtefactStore
 from .models import ReplayPlan, ReplayProgress, ShardPlan, ShardResult
 from .planning import select_keys
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ReplayProgress], None]
 #: Progress is saved at least this often (seconds) while confirms arrive.
@@ -78,6 +83,8 @@ class ShardRun:
         #: A resume took the replay over: this shard's process records nothing more.
         self.taken_over = False
         self.resent = 0
+        self.broker_blocked: str | None = None
+        self._blocked_at = 0.0
         # Who holds the replay now (its Dagster run and the process that started it): a
         # save that finds another holder means a resume took it over.
         record = executions.get_replay(start.replay_id)
@@ -112,8 +119,10 @@ class ShardRun:
             on_confirmed=self._confirmed,
             should_stop=stop,
             rate=self.start.shard_rate,
+            on_blocked=self._blocked,
         )
         self.resent = outcome.resent
+        self.broker_blocked = None  # publishing is over, whatever the broker does now
         if self.missing is not None:
             raise self.missing
         if self.taken_over or (self.closed is not None and self.confirmed < self.shard.count):
@@ -143,6 +152,17 @@ class ShardRun:
             time.monotonic() - self.saved_at > _SAVE_SECONDS
         ):
             self.save()
+
+    def _blocked(self, reason: str | None) -> None:
+        """The broker started (``reason``) or stopped (None) blocking publishers."""
+        self.broker_blocked = reason
+        if reason is not None:
+            self._blocked_at = time.monotonic()
+            log.info("replay %s: the broker blocks publishing (%s)", self.start.replay_id, reason)
+        else:
+            waited = time.monotonic() - self._blocked_at
+            log.info("replay %s: the broker unblocked after %.1f s", self.start.replay_id, waited)
+        self.save()
 
     def _messages(self) -> Iterator[OutgoingMessage]:
         """The shard's artefact messages in key order, their bodies read ahead by the store.
@@ -210,4 +230,5 @@ class ShardRun:
             rate=(self.confirmed - self.shard.already_confirmed) / elapsed,
             last_key=self.last_key,
             shard=self.shard.index,
+            broker_blocked=self.broker_blocked,
         )

@@ -18,7 +18,7 @@ from factflow_replay_dagster.messages import ARTEFACT_TYPE, END_TYPE, artefact_m
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.snapshot import ConfigSnapshot
-from factflow_replay_dagster.storage.base import StoredObject
+from factflow_replay_dagster.storage.base import StoredObject, content_etag
 from factflow_replay_dagster.storage.local import LocalArtefactStore
 
 from .environments import drain
@@ -40,15 +40,26 @@ def stored_parent(
     settings: Settings, parent_id: str, count: int, *, snapshot: ConfigSnapshot | None = None
 ) -> StoredParent:
     """Write ``count`` small ``parse`` artefacts of ``parent_id`` and register it (as
-    ``execution register`` does): a parent to replay without running the pipeline."""
+    ``execution register`` does): a parent to replay without running the pipeline.
+
+    In a folder store the files are written directly (the store's own writes go through a
+    temporary file and an fsync each: 20,000 of them took 50 s here); the etag, hence the
+    message id, is the content's MD5 either way."""
     snapshot = snapshot or ConfigSnapshot.load(sample_config("news"))
     keys = [artefact_key(parent_id, "ingest", "parse", f"doc-{i:05d}.json") for i in range(count)]
     ids = set()
     with open_artefact_store(settings) as store, open_execution_store(settings) as executions:
         for n, key in enumerate(keys):
-            info = store.write(key, b'{"doc": %d, "text": "%s"}' % (n, b"x" * 200))
-            assert info.etag is not None
-            ids.add(artefact_message_id(parent_id, key, info.etag))
+            body = b'{"doc": %d, "text": "%s"}' % (n, b"x" * 200)
+            if isinstance(store, LocalArtefactStore):
+                path = store.root / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+                etag: str | None = content_etag(body)
+            else:
+                etag = store.write(key, body).etag
+            assert etag is not None
+            ids.add(artefact_message_id(parent_id, key, etag))
         executions.create_execution(
             parent_id, snapshot, origin="registered", status=ExecutionStatus.REGISTERED
         )

@@ -23,7 +23,14 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from ...connect import Components
-from ...errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
+from ...errors import (
+    BrokerAccessError,
+    BrokerTLSError,
+    FactflowReplayError,
+    QueueError,
+    QueueNotFoundError,
+    StorageError,
+)
 from ...run_tags import TAG_PREFIX
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 
@@ -101,6 +108,8 @@ def interrupted() -> bool:
 
 #: Failures worth a Dagster retry (``dagster/max_retries``): infrastructure, not bad input.
 _RETRYABLE = (QueueError, StorageError)
+#: ... except what only a person can fix: a missing queue, a refused user or certificate.
+_NOT_RETRYABLE = (QueueNotFoundError, BrokerAccessError, BrokerTLSError)
 
 
 @contextlib.contextmanager
@@ -108,12 +117,13 @@ def as_dagster_failure() -> Iterator[None]:
     """Re-raise the package's errors as :class:`dagster.Failure` with a clean description.
 
     Only broker and storage failures allow Dagster's run/op retries; bad input, a missing
-    queue or missing artefacts would fail the same way again.
+    queue, a user or certificate the broker refuses, or missing artefacts would fail the same
+    way again.
     """
     try:
         yield
     except FactflowReplayError as exc:
-        retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, QueueNotFoundError)
+        retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, _NOT_RETRYABLE)
         raise dg.Failure(
             description=str(exc),
             metadata={"error": type(exc).__name__, "exit_code": exc.exit_code},
