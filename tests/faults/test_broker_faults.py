@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pika
 import pika.exceptions
 import pytest
-from support.broker_faults import QUEUE, FaultAt, consume_until_cancelled, receive
+from support.broker_faults import QUEUE, FaultAt, consume_until_cancelled, receive, replay_of
 from support.environments import queue_depth
 from support.faults import Received, StoredParent, record_figures, stored_parent
 from support.servers.rabbitmq import RabbitMQServer
@@ -38,7 +37,6 @@ from factflow_replay_dagster.queues.rabbitmq import RabbitMQPublisher
 from factflow_replay_dagster.replay import (
     DetachedReplayService,
     ReplayProgress,
-    ReplayRequest,
     ReplayResult,
 )
 from factflow_replay_dagster.settings import Settings
@@ -88,20 +86,6 @@ class Lab:
             channel.queue_declare(QUEUE, durable=True, arguments=arguments)
         finally:
             connection.close()
-
-
-def replay_of(reason: str, **extra: object) -> ReplayRequest:
-    """The replay of ``PARENT``'s ``parse`` artefacts into ``enrich``, with its own id."""
-    return ReplayRequest.parse(
-        {
-            "source_execution_id": PARENT,
-            "from_stage": "parse",
-            "to_route": "enrich",
-            "reason": reason,
-            "replay_id": f"replay-{reason.replace(' ', '-')}-{uuid.uuid4().hex[:6]}",
-            **extra,
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +164,7 @@ def test_broker_sigkilled_twice_mid_replay_loses_nothing(
         restarts.append(in_background(lab.broker.start))
 
     faults = FaultAt([5_000, 12_000], kill_and_restart)
-    replay = replay_of("sigkill")
+    replay = replay_of(PARENT, "sigkill")
     replay_id = str(replay.replay_id)
     started = time.monotonic()
     failures: list[BrokerConnectionError] = []  # retries ran out before the node was back
@@ -342,7 +326,7 @@ def test_a_replay_stopped_while_blocked_ends_at_once_and_resumes_with_no_gap(
         if update.broker_blocked is not None:
             stop.set()
 
-    replay = replay_of("stopped while blocked")
+    replay = replay_of(PARENT, "stopped while blocked")
     with memory_alarm_cleared_after(lab.broker) as raise_alarm, lab.publisher() as publisher:
         faults = FaultAt([3_000], lambda _update: raise_alarm())
 
@@ -414,7 +398,7 @@ def test_the_target_queue_deleted_mid_replay_fails_naming_it_and_resumes_with_no
         finally:
             connection.close()
 
-    replay = replay_of("queue deleted")
+    replay = replay_of(PARENT, "queue deleted")
     with lab.publisher() as publisher:
         service = lab.service(publisher)
         with pytest.raises(UnroutableMessageError) as caught:
@@ -457,7 +441,7 @@ def test_a_queue_refusing_messages_fails_naming_it_and_resumes_with_no_gap(
     and declared without the limit, a resume completes it with nothing missing."""
     limit = 5_000
     lab.fresh_queue({"x-max-length": limit, "x-overflow": "reject-publish"})
-    replay = replay_of("queue full")
+    replay = replay_of(PARENT, "queue full")
     with lab.publisher() as publisher:
         service = lab.service(publisher)
         with pytest.raises(MessageNackedError) as caught:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pika
 import pytest
 from click.testing import CliRunner, Result
-from support.broker_faults import QUEUE, receive
+from support.broker_faults import QUEUE, receive, replay_of
 from support.faults import StoredParent, record_figures, stored_parent
 from support.servers.rabbitmq import RabbitMQServer
 from support.tls import make_ca, server_certificate
@@ -34,7 +34,7 @@ from factflow_replay_dagster.errors import EXIT_BROKER, BrokerAccessError, Setti
 from factflow_replay_dagster.executions import ExecutionStore, ReplayState
 from factflow_replay_dagster.queues.base import RetryPolicy
 from factflow_replay_dagster.queues.rabbitmq import RabbitMQConsumer, RabbitMQPublisher
-from factflow_replay_dagster.replay import DetachedReplayService, ReplayRequest
+from factflow_replay_dagster.replay import DetachedReplayService
 from factflow_replay_dagster.settings import Settings
 from factflow_replay_dagster.storage.base import ArtefactStore
 
@@ -82,18 +82,6 @@ class Lab:
             executions=self.executions,
             publisher=RabbitMQPublisher(url, retry=PATIENT),
         )
-
-
-def replay_of(reason: str) -> ReplayRequest:
-    return ReplayRequest.parse(
-        {
-            "source_execution_id": PARENT,
-            "from_stage": "parse",
-            "to_route": "enrich",
-            "reason": reason,
-            "replay_id": f"replay-{reason.replace(' ', '-')}-{uuid.uuid4().hex[:6]}",
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +223,7 @@ def test_a_replay_works_with_exactly_the_documented_permissions_and_can_do_no_mo
     url = lab.broker.amqp_url(user, password)
     service = lab.service(url)
     try:
-        result = service.run(replay_of("least privilege"))
+        result = service.run(replay_of(PARENT, "least privilege"))
         with pytest.raises(BrokerAccessError, match="ACCESS_REFUSED") as declare:
             service.publisher.declare_queue("not.allowed")  # configure
         with RabbitMQConsumer(url, retry=PATIENT) as consumer:
@@ -284,7 +272,7 @@ def test_a_user_without_those_permissions_is_refused_clearly(
     user, password = lab.user(permissions)
     given = f"{password}-wrong" if wrong_password else password
     service = lab.service(lab.broker.amqp_url(user, given))
-    replay = replay_of(case)
+    replay = replay_of(PARENT, case)
     try:
         with pytest.raises(BrokerAccessError) as caught:
             service.run(replay)

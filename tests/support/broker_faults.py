@@ -3,21 +3,36 @@ replay's own progress, and independent consumers fast enough for 20,000 messages
 
 from __future__ import annotations
 
-__all__ = ["QUEUE", "FaultAt", "consume_until_cancelled", "receive"]
+__all__ = ["QUEUE", "FaultAt", "consume_until_cancelled", "receive", "replay_of"]
 
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 
 import pika
 
 from factflow_replay_dagster.messages import ARTEFACT_TYPE, END_TYPE
-from factflow_replay_dagster.replay import ReplayProgress
+from factflow_replay_dagster.replay import ReplayProgress, ReplayRequest
 
 from .faults import Received
 
 #: The queue the ``news`` snapshot routes ``enrich`` to: where the replays of a stored
 #: parent's ``parse`` artefacts go.
 QUEUE = "news.enrich"
+
+
+def replay_of(parent: str, reason: str, **extra: object) -> ReplayRequest:
+    """The replay of ``parent``'s ``parse`` artefacts into ``enrich``, with an id of its own."""
+    return ReplayRequest.parse(
+        {
+            "source_execution_id": parent,
+            "from_stage": "parse",
+            "to_route": "enrich",
+            "reason": reason,
+            "replay_id": f"replay-{reason.replace(' ', '-')}-{uuid.uuid4().hex[:6]}",
+            **extra,
+        }
+    )
 
 
 class FaultAt:
