@@ -104,6 +104,7 @@ def open_publisher(settings: Settings) -> QueuePublisher:
             window=settings.confirm_window,
             retry=retry_policy(settings),
             max_message_bytes=settings.broker_max_message_bytes,
+            ca_file=settings.broker_ca_file,
         )
     from .queues.embedded import EmbeddedQueue
 
@@ -120,7 +121,7 @@ def open_consumer(settings: Settings) -> QueueConsumer:
     if settings.broker_kind() == "amqp":
         from .queues.rabbitmq import RabbitMQConsumer
 
-        return RabbitMQConsumer(url, retry=retry_policy(settings))
+        return RabbitMQConsumer(url, retry=retry_policy(settings), ca_file=settings.broker_ca_file)
     from .queues.embedded import EmbeddedQueue
 
     return EmbeddedQueue(_embedded_queue_path(url), lease_seconds=settings.embedded_lease_seconds)

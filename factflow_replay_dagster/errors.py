@@ -23,7 +23,10 @@ None of them ever carries a password: URLs are redacted before they reach a mess
     │   ├── MessageTooLargeError          an artefact exceeds the broker's message size (exit 2)
     │   ├── UnroutableMessageError        the broker returned a mandatory message
     │   ├── MessageNackedError            the broker refused responsibility for a message
-    │   └── BrokerConnectionError         connection lost and retries exhausted
+    │   └── BrokerConnectionError         connection lost and retries exhausted, or refused
+    │       ├── BrokerAccessError         the broker refused the user: login, vhost or a
+    │       │                             permission (ACCESS_REFUSED); not retried
+    │       └── BrokerTLSError            the broker's TLS certificate is not trusted; not retried
     ├── ExecutionStoreError               the execution database failed
     ├── RunSubmissionError                Dagster (instance or webserver) did not take a run
     ├── ReplayError                       a replay failed for a reason of its own
@@ -49,7 +52,9 @@ __all__ = [
     "AlreadyRecoveringError",
     "AmbiguousStageError",
     "ArtefactNotFoundError",
+    "BrokerAccessError",
     "BrokerConnectionError",
+    "BrokerTLSError",
     "ExecutionStoreError",
     "FactflowReplayError",
     "IncompleteArtefactsError",
@@ -329,12 +334,25 @@ class MessageNackedError(QueueError):
         self.queue = queue
         self.message_id = message_id
         super().__init__(
-            f"broker refused message {message_id!r} for queue {queue!r}", confirmed=confirmed
+            f"broker refused message {message_id!r} for queue {queue!r} (is the queue full? "
+            "a length limit with x-overflow reject-publish refuses messages once it is reached)",
+            confirmed=confirmed,
         )
 
 
 class BrokerConnectionError(QueueError):
-    """The broker could not be reached, or the connection was lost and retries ran out."""
+    """The broker could not be reached, the connection was lost and retries ran out, or the
+    broker refused it (the subclasses: retrying cannot help those)."""
+
+
+class BrokerAccessError(BrokerConnectionError):
+    """The broker refused this user: its login, the virtual host, or a permission on a queue
+    or exchange (RabbitMQ's ACCESS_REFUSED). Not retried: only an administrator can fix it."""
+
+
+class BrokerTLSError(BrokerConnectionError):
+    """The broker's TLS certificate was not trusted (a private CA that is not in
+    ``FACTFLOW_BROKER_CA_FILE``, or a name that does not match). Not retried."""
 
 
 # -- execution store -----------------------------------------------------------------------

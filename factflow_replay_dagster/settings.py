@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     )
 
     # -- the broker --------------------------------------------------------------------------
+    broker_ca_file: str | None = Field(
+        default=None,
+        description="CA certificates (a PEM file) trusted for an amqps:// broker besides the "
+        "system's (default: the system's only).",
+    )
     confirm_window: int = Field(
         default=1000, ge=1, description="Publisher confirms in flight (messages unconfirmed)."
     )
@@ -309,11 +314,12 @@ class Settings(BaseSettings):
         "aws_secret_access_key",
         "aws_session_token",
         "aws_ca_bundle",
+        "broker_ca_file",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        """An AWS variable set to spaces counts as unset, as boto3 reads it."""
+        """A variable set to spaces counts as unset, as boto3 reads the AWS ones."""
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
@@ -355,6 +361,13 @@ class Settings(BaseSettings):
             check_database_url(self.database_url.get_secret_value())
         if self.aws_endpoint_url:
             check_endpoint_url(self.aws_endpoint_url)
+        if self.broker_ca_file is not None and _scheme(self.broker_url.get_secret_value()) != (
+            "amqps"
+        ):
+            raise SettingsError(
+                "FACTFLOW_BROKER_CA_FILE is set but FACTFLOW_BROKER_URL is not amqps://...: "
+                "the CA would not be used and the connection would not be encrypted"
+            )
         return self
 
     # -- interpretation ----------------------------------------------------------------------

@@ -119,8 +119,10 @@ def test_the_guide_names_every_variable_the_profile_reads() -> None:
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")  # merge re-creates the sensors
 def test_a_location_module_can_choose_the_executor(tmp_path: Path) -> None:
-    # The guide's recipe for k8s_job_executor, with a stand-in executor: the package's jobs
-    # set none of their own, so the Definitions' executor applies to every job.
-    base = build_definitions(Settings.from_env({"FACTFLOW_HOME": str(tmp_path)}))
-    merged = dg.Definitions.merge(base, dg.Definitions(executor=dg.in_process_executor))
-    assert merged.resolve_job_def("replay_job").executor_def is dg.in_process_executor
+    # The guide's recipe for k8s_job_executor, with a stand-in executor of another config
+    # schema: every job runs on it, and a sharded replay's run config is still valid.
+    pods = dg.in_process_executor.configured({}, name="pods")
+    defs = build_definitions(Settings.from_env({"FACTFLOW_HOME": str(tmp_path)}), executor=pods)
+    assert all(job.executor_def is pods for job in defs.resolve_all_job_defs())
+    config = {"source_execution_id": "e", "from_stage": "s", "to_route": "r", "shards": 4}
+    assert dg.validate_run_config(defs.resolve_job_def("replay_job"), config)

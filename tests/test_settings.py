@@ -140,6 +140,10 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         "FACTFLOW_BROKER_INTERVAL_MAX": "0.3",
         "FACTFLOW_DATABASE_URL": "postgresql+psycopg://app:db-secret@127.0.0.1/factflow",
     },
+    "rabbitmq-tls": {
+        "FACTFLOW_BROKER_URL": "amqps://app:broker-secret@rabbitmq.example:5671/factflow",
+        "FACTFLOW_BROKER_CA_FILE": "/etc/ssl/certs/ca-certificates.crt",
+    },
 }
 
 
@@ -154,7 +158,11 @@ def _components(settings: Settings) -> dict[str, Any]:
         "recovery": (settings.recovery_max_attempts, settings.recovery_settle_seconds),
     }
     if isinstance(publisher, RabbitMQPublisher):
-        facts |= {"window": publisher.window, "publisher_retry": publisher.retry}
+        facts |= {
+            "window": publisher.window,
+            "publisher_retry": publisher.retry,
+            "broker_ca_file": publisher.ca_file,
+        }
     else:
         assert isinstance(publisher, EmbeddedQueue)
         facts |= {"queue": publisher.path, "lease": publisher.lease_seconds}

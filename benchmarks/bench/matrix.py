@@ -1,4 +1,4 @@
-"""Which rows one run measures: the place to add rows (issue 14's shards go in ``shard_rows``).
+"""Which rows one run measures: the place to add rows.
 
 A :class:`Row` names a measurement function (``module:function`` in this package, run in a
 child process per repetition), its parameters, the stored data sets it needs, and how the
@@ -303,10 +303,31 @@ def other_rows(plan: Plan) -> list[Row]:
 
 
 def shard_rows(plan: Plan) -> list[Row]:
-    """Issue 14 adds its rows here: 1, 2 and 4 shards into one queue and one queue per shard,
-    with the broker's CPU (every row has it). Give them ``section="shards"``; the report
-    prints that section as a table of objects/s, ratio to the ceiling and both CPUs."""
-    return []
+    """Issue 14: one replay in 1, 2 and 4 shards on as many processes (``shards:sharded``),
+    from the folder into one queue and into one queue per shard, and from S3 into one queue;
+    the large data set, with the broker's CPU."""
+    data = plan.datasets["large"]
+    rows = []
+    for storage, per_queue in (("local", False), ("local", True), ("s3", False)):
+        for n in (1, 2, 4):
+            if per_queue and n == 1:
+                continue  # one shard in a queue of its own is the one-queue row
+            target = "one queue per shard" if per_queue else "one queue"
+            rows.append(
+                Row(
+                    f"shards/{storage}-{'queues' if per_queue else 'queue'}-{n}/{data.slug}",
+                    "shards",
+                    f"{n} shard{'s' if n > 1 else ''}: {_where(storage, 'rabbitmq')}, {target}",
+                    "shards:sharded",
+                    {**_size(data), "storage": storage, "shards": n, "per_queue": per_queue},
+                    needs=((storage, data),),
+                    reps=plan.reps,
+                    role="large",
+                    storage=storage,
+                    broker="rabbitmq",
+                )
+            )
+    return rows
 
 
 def all_rows(plan: Plan) -> list[Row]:

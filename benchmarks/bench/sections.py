@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tables import Results, by_section, figure, num, ratio, simple
+from .tables import Results, by_section, figure, num, ratio, section_rows, simple
 
 
 def others(results: Results, baseline: Results | None) -> list[str]:
@@ -152,30 +152,54 @@ def discovery(results: Results, baseline: Results | None) -> list[str]:
 
 
 def shards(results: Results, baseline: Results | None) -> list[str]:
-    body = by_section(
-        results,
-        baseline,
-        "shards",
-        lambda f, old: [
+    rows = section_rows(results, "shards")
+    if not rows:
+        return []
+    slug = next(iter(rows)).rsplit("/", 1)[1]
+    headers = figure(results, f"ceiling/headers/{slug}")
+
+    def one_shard(row_id: str) -> Any:
+        storage = row_id.split("/")[1].split("-", maxsplit=1)[0]
+        return figure(results, f"shards/{storage}-queue-1/{slug}")
+
+    def cells(row_id: str, f: dict[str, Any]) -> list[str]:
+        per_thousand = 1000 * f["cpu_broker"] / f["objects"] if f.get("cpu_broker") else None
+        return [
             num(f.get("rate")),
+            num(f.get("publish_rate")),
+            ratio(f.get("rate"), one_shard(row_id)),
+            ratio(f.get("publish_rate"), headers),
             num(f.get("cpu_client"), 1),
             num(f.get("cpu_broker"), 1),
-        ],
-    )
-    if not body:
-        return [
-            "## Shards (issue 14)",
-            "",
-            "Not measured yet: issue 14 adds 1, 2 and 4 shards "
-            "into one queue and one queue per shard in `benchmarks/bench/matrix.py` "
-            "(`shard_rows`).",
-            "",
+            num(per_thousand, 2),
         ]
+
     return simple(
         "Shards (issue 14)",
-        "Shards publishing together.",
-        ["row", "objects/s", "CPU client s", "CPU broker s"],
-        body,
+        "One replay of the large data set cut into 1, 2 or 4 shards, each published by a "
+        "process of its own (`publish_shard`, as `replay_job` runs them on the multiprocess "
+        "executor), into the route's queue or into one queue per shard. Objects/s from the "
+        "plan to the end marker; publishing objects/s from the first shard's first message "
+        "to the last shard's end; × 1 shard compares with the one-queue row of one shard of "
+        "the same storage; × ceiling compares publishing with one pika publisher's ceiling "
+        "(id + headers, same data set). CPU is the shards' processes together and the "
+        "broker's. On 2 cores every shard, the broker (and SeaweedFS) share the same two: "
+        "the rows show where adding publishers stops adding throughput here, not what more "
+        "machines give.",
+        [
+            "row",
+            "objects/s",
+            "publishing objects/s",
+            "× 1 shard",
+            "× ceiling (headers)",
+            "CPU shards s",
+            "CPU broker s",
+            "broker CPU s per 1,000",
+        ],
+        [
+            "| " + " | ".join([f["row"]["label"], *cells(row_id, f)]) + " |"
+            for row_id, f in rows.items()
+        ],
     )
 
 

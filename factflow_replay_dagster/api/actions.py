@@ -21,6 +21,7 @@ __all__ = [
 
 from typing import Any
 
+from .. import run_tags
 from ..errors import (
     FactflowReplayError,
     InvalidStateError,
@@ -30,6 +31,7 @@ from ..errors import (
 from ..ids import validate_id
 from ..queues.base import QueuePublisher
 from ..recovery import RecoveryManager, RecoveryOptions, RerunRequest, RerunService
+from ..recovery.launch import recovery_launch_tags
 from ..replay import (
     DetachedReplayService,
     ReplayOptions,
@@ -37,6 +39,7 @@ from ..replay import (
     ReplayRequest,
     ReplayStatus,
     new_replay_id,
+    replay_launch_tags,
 )
 from ..replay.models import new_child_execution_id
 from .context import ApiContext
@@ -45,7 +48,6 @@ from .models import CancelAccepted, Readiness, ReplayAccepted, RunAccepted
 
 #: The ``factflow/requested_by`` tag of the API's runs (and ``requested_by`` in lineage).
 REQUESTED_BY = "api"
-_TAG = "factflow/"
 _REPLAY_PREFIX = "replay-"
 
 
@@ -90,13 +92,12 @@ def start_replay(
         {**request.options().model_dump(exclude={"dry_run"}), "child_execution_id": child_id}
     )
     config["source_execution_id"] = request.source_execution_id
+    # The queue's and the source's tags at submission: the run queue's limits read them.
     tags = {
-        f"{_TAG}requested_by": REQUESTED_BY,
-        f"{_TAG}source_execution": request.source_execution_id,
-        f"{_TAG}child_execution": child_id,
+        **replay_launch_tags(ctx.executions(), request),
+        run_tags.REQUESTED_BY: REQUESTED_BY,
+        run_tags.CHILD_EXECUTION: child_id,
     }
-    if request.replay_id is not None:
-        tags[f"{_TAG}replay_id"] = request.replay_id
     run_id = ctx.launcher.submit("replay_job", config, tags)
     # Unnamed, the replay is named after the run (its root run: retries resume it).
     return _accepted(request.replay_id or new_replay_id(run_id), child_id, run_id)
@@ -109,7 +110,7 @@ def start_rerun(ctx: ApiContext, request: RerunRequest) -> RunAccepted:
             artefacts=ctx.artefacts(), executions=ctx.executions(), publisher=publisher
         )
         route, _ = service.check(request)
-    tags = {f"{_TAG}requested_by": REQUESTED_BY, f"{_TAG}execution": request.execution_id}
+    tags = {run_tags.REQUESTED_BY: REQUESTED_BY, run_tags.EXECUTION: request.execution_id}
     run_id = ctx.launcher.submit("rerun_stage_job", _config(request.model_dump()), tags)
     return RunAccepted(
         kind="rerun",
@@ -134,7 +135,7 @@ def start_recovery(ctx: ApiContext, execution_id: str, options: RecoveryOptions)
             settle_seconds=ctx.settings.recovery_settle_seconds,
         )
         route, stage = manager.check(execution_id, force=options.force)
-    tags = {f"{_TAG}requested_by": REQUESTED_BY, f"{_TAG}execution": execution_id}
+    tags = {**recovery_launch_tags(execution_id), run_tags.REQUESTED_BY: REQUESTED_BY}
     config = _config({"execution_id": execution_id, **options.model_dump()})
     run_id = ctx.launcher.submit("recovery_job", config, tags)
     return RunAccepted(
@@ -151,7 +152,7 @@ def _pending_run(ctx: ApiContext, replay_id: str) -> RunInfo | None:
     """The ``replay_job`` run that will create ``replay_id``: tagged with it (a named
     replay), or the run it is named after (``replay-<run id>``)."""
     launcher = ctx.launcher
-    found = launcher.find_run("replay_job", {f"{_TAG}replay_id": replay_id})
+    found = launcher.find_run("replay_job", {run_tags.REPLAY_ID: replay_id})
     if found is None and replay_id.startswith(_REPLAY_PREFIX):
         run = launcher.run(replay_id.removeprefix(_REPLAY_PREFIX))
         if run is not None and run.job_name == "replay_job":
@@ -201,7 +202,7 @@ def _resumed(ctx: ApiContext, status: ReplayStatus) -> ReplayStatus:
     """A cancelled or failed replay whose resume was submitted and has not started
     publishing yet is PENDING again (its new run), not finished."""
     try:
-        run = ctx.launcher.find_run("replay_job", {f"{_TAG}replay_id": status.replay_id})
+        run = ctx.launcher.find_run("replay_job", {run_tags.REPLAY_ID: status.replay_id})
     except RunSubmissionError:
         return status
     if run is None or run.finished or run.run_id == status.dagster_run_id:
@@ -265,12 +266,12 @@ def resume_replay(ctx: ApiContext, replay_id: str) -> ReplayAccepted:
         }
     )
     tags = {
-        f"{_TAG}requested_by": REQUESTED_BY,
-        f"{_TAG}source_execution": stored.source_execution_id,
-        f"{_TAG}replay_id": replay_id,
+        **replay_launch_tags(ctx.executions(), stored),
+        run_tags.REQUESTED_BY: REQUESTED_BY,
+        run_tags.REPLAY_ID: replay_id,
     }
     if record.child_execution_id is not None:
-        tags[f"{_TAG}child_execution"] = record.child_execution_id
+        tags[run_tags.CHILD_EXECUTION] = record.child_execution_id
     run_id = ctx.launcher.submit("replay_job", config, tags)
     return _accepted(replay_id, record.child_execution_id or "", run_id)
 

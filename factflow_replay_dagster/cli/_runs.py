@@ -178,8 +178,13 @@ class JobRunner:
                 self.terminal.stream.flush()
 
     def _progress(self, update: ReplayProgress) -> None:
+        blocked = update.broker_blocked
         self.terminal.progress(
-            f"replay {update.replay_id}", update.confirmed, update.total, update.rate
+            f"replay {update.replay_id}",
+            update.confirmed,
+            update.total,
+            update.rate,
+            note=None if blocked is None else f"broker blocked: {blocked}, waiting",
         )
 
     # -- on a webserver ----------------------------------------------------------------------

@@ -28,11 +28,21 @@ def _duration(seconds: float) -> str:
 
 
 def format_bar(
-    label: str, done: int, total: int, rate: float, *, width: int = 80, final: bool = False
+    label: str,
+    done: int,
+    total: int,
+    rate: float,
+    *,
+    width: int = 80,
+    final: bool = False,
+    note: str | None = None,
 ) -> str:
-    """``label [#####-----] 1,200/5,000  24%  2,300/s  ETA 0:00:02`` fitted to ``width``."""
+    """``label [#####-----] 1,200/5,000  24%  2,300/s  ETA 0:00:02`` fitted to ``width``;
+    a ``note`` (``broker blocked: low on memory``) replaces the rate and ETA."""
     share = done / total if total else 1.0
-    if final:
+    if note is not None and not final:
+        tail = f" {done:,}/{total:,} {share:4.0%}  {note}"
+    elif final:
         tail = f" {done:,}/{total:,} {share:4.0%}  {rate:,.0f}/s"
     else:
         eta = _duration((total - done) / rate) if rate > 0 and done < total else "-:--:--"
@@ -52,17 +62,23 @@ class Terminal:
         self._shown: str | None = None  # the bar as last drawn
         self._pending: str | None = None  # a newer bar not drawn yet
         self._drawn_at = 0.0
+        self._note: str | None = None  # the note of the bar last given
         self.stream = _LineStream(self)
 
     # -- the bar -----------------------------------------------------------------------------
 
-    def progress(self, label: str, done: int, total: int, rate: float) -> None:
-        """Show (or update) the bar; drawn at most every 0.1 s."""
+    def progress(
+        self, label: str, done: int, total: int, rate: float, *, note: str | None = None
+    ) -> None:
+        """Show (or update) the bar; drawn at most every 0.1 s, at once when ``note`` (a
+        state such as ``broker blocked: ...``, shown instead of rate and ETA) changes."""
         if not self.bar:
             return
         with self._lock:
-            self._pending = format_bar(label, done, total, rate, width=self._width())
-            if time.monotonic() - self._drawn_at >= _REDRAW or done >= total:
+            self._pending = format_bar(label, done, total, rate, width=self._width(), note=note)
+            changed = note != self._note
+            self._note = note
+            if changed or time.monotonic() - self._drawn_at >= _REDRAW or done >= total:
                 self._draw()
 
     def finish(self, label: str, done: int, total: int, rate: float) -> None:

@@ -137,15 +137,21 @@ def _launch_tags(
         return replay_launch_tags(store, request)
 
 
-def _record(settings: Settings, replay_id: str) -> ReplayRecord | None:
+def _record(settings: Settings, replay_id: str, *, failed: bool) -> ReplayRecord | None:
+    """The replay as the store has it now; None if there is none or, after a run that
+    failed, if the store cannot be read (it may be why the run failed: its error stands)."""
     from ..connect import open_execution_store
-    from ..errors import UnknownReplayError
+    from ..errors import ExecutionStoreError, UnknownReplayError
 
-    with open_execution_store(settings) as store:
-        try:
+    try:
+        with open_execution_store(settings) as store:
             return store.get_replay(replay_id)
-        except UnknownReplayError:
-            return None
+    except UnknownReplayError:
+        return None
+    except ExecutionStoreError:
+        if not failed:
+            raise
+        return None
 
 
 def _report(
@@ -160,7 +166,7 @@ def _report(
     plan = outcome.output
     if plan is not None:
         summary["plan"] = plan.model_dump(mode="json")
-    record = None if dry_run else _record(settings, replay_id)
+    record = None if dry_run else _record(settings, replay_id, failed=bool(outcome.exit_code))
     if record is not None and record.dagster_run_id != outcome.run_id:
         record = None  # refused before it started: the replay is as another run left it
     if record is not None:

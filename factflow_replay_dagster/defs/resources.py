@@ -69,6 +69,7 @@ class QueueResource(_SettingsResource):
     """The broker replay publishes to: RabbitMQ (``amqp(s)://``) or the embedded queue."""
 
     broker_url: str = _setting("broker_url")
+    broker_ca_file: str | None = _setting("broker_ca_file")
     confirm_window: int = _setting("confirm_window")
     broker_max_retries: int = _setting("broker_max_retries")
     broker_interval_start: float = _setting("broker_interval_start")

@@ -21,6 +21,7 @@ __all__ = [
     "ReplayState",
     "ReplaySummary",
     "ShardRecord",
+    "ShardSpec",
     "StageLineage",
     "StageStatus",
     "execution_details",
@@ -33,6 +34,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._lineage import ProcessedOutcome
     from ._recoveries import RecoveryClaim
+    from ._shards import ShardSpec
     from .details import ExecutionDetails, execution_details
     from .records import (
         ExecutionEvent,
@@ -52,6 +54,7 @@ _HOMES = {
     "ExecutionStore": "store",
     "ProcessedOutcome": "_lineage",
     "RecoveryClaim": "_recoveries",
+    "ShardSpec": "_shards",
     **dict.fromkeys(["ExecutionDetails", "execution_details"], "details"),
     **dict.fromkeys(["ExecutionStatus", "ReplayState", "StageStatus"], "statuses"),
     **dict.fromkeys(

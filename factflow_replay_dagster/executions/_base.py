@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .._closing import Closing
@@ -21,6 +22,16 @@ from .engine import EVENT_LOCK, create_store_engine, downgrade, migrate
 from .models import Event, Execution, utcnow
 
 log = logging.getLogger("factflow_replay_dagster.executions")
+
+
+def _unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the database is unreachable or went away (refused, shut down, a
+    connection SQLAlchemy found dropped, none free in the pool): an ``ExecutionStoreError``.
+    Errors of the statements themselves (an ``IntegrityError`` a caller turns into its own
+    refusal) are not."""
+    if isinstance(exc, OperationalError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class StoreBase(Closing):
@@ -78,7 +89,9 @@ class StoreBase(Closing):
                 if events and self.dialect == "postgresql":
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK})
                 yield session
-        except OperationalError as exc:
+        except SQLAlchemyError as exc:
+            if not _unavailable(exc):
+                raise
             raise ExecutionStoreError(
                 f"execution store at {self.url} failed: {_describe(exc)}"
             ) from None

@@ -101,19 +101,6 @@ class ReplaysMixin(ExecutionsMixin):
         with self._tx(read=True) as session:
             return [ReplayRecord.model_validate(row) for row in session.scalars(query).all()]
 
-    def save_replay_progress(
-        self, replay_id: str, *, confirmed: int, bytes_confirmed: int, last_confirmed_key: str
-    ) -> None:
-        """Record the contiguous confirmed prefix: a resume starts after ``last_confirmed_key``."""
-        with self._tx() as session:
-            row = session.get(Replay, replay_id, with_for_update=True)
-            if row is None:
-                raise UnknownReplayError(replay_id)
-            row.confirmed = confirmed
-            row.bytes_confirmed = bytes_confirmed
-            row.last_confirmed_key = last_confirmed_key
-            row.updated_at = row.heartbeat_at = utcnow()
-
     def set_replay_state(
         self,
         replay_id: str,

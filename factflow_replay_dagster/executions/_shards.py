@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ..errors import UnknownReplayError
 from ._replays import ReplaysMixin
 from .models import Replay, ReplayShard, utcnow
-from .records import ShardRecord
+from .records import ReplayRecord, ShardRecord
 from .statuses import ReplayState
 
 
@@ -72,20 +72,33 @@ class ShardsMixin(ReplaysMixin):
         confirmed: int,
         bytes_confirmed: int,
         last_confirmed_key: str,
-    ) -> None:
+        holder: tuple[str | None, str | None] | None = None,
+    ) -> ReplayRecord:
         """Record the shard's contiguous confirmed prefix (a resume starts after
-        ``last_confirmed_key``) and the replay's totals, in one transaction."""
+        ``last_confirmed_key``) and the replay's totals, in one transaction; return the
+        replay as it now stands.
+
+        ``holder`` is the ``(dagster_run_id, owner)`` the shard's replay had when the shard
+        began. If the replay is RUNNING under another holder (a resume took it over while
+        this shard's process lived on), nothing is written: the resume's own shard owns the
+        position now. The caller compares the returned record's state and holder to stop.
+        """
         with self._tx() as session:
+            replay = session.get(Replay, replay_id, with_for_update=True)
             row = session.get(ReplayShard, (replay_id, shard), with_for_update=True)
-            if row is None:
+            if replay is None or row is None:
                 raise UnknownReplayError(replay_id)
-            now = utcnow()
+            running = replay.state == ReplayState.RUNNING.value
+            if holder is not None and running and (replay.dagster_run_id, replay.owner) != holder:
+                return ReplayRecord.model_validate(replay)
             row.confirmed = confirmed
             row.bytes_confirmed = bytes_confirmed
             row.last_confirmed_key = last_confirmed_key
-            row.updated_at = now
+            row.updated_at = utcnow()
             session.flush()
             self._total_up(session, replay_id, last_confirmed_key=last_confirmed_key)
+            session.refresh(replay)
+            return ReplayRecord.model_validate(replay)
 
     def set_shard_state(
         self, replay_id: str, shard: int, state: ReplayState, *, error: str | None = None

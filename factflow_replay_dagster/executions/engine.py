@@ -34,6 +34,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration; a test checks it is Alembic's head. Opening a store at this
 #: revision skips importing Alembic at all (it costs most of a second).
 SCHEMA_HEAD = "0004"
+#: Seconds a PostgreSQL connection attempt may take.
+_CONNECT_TIMEOUT = 10
 #: PostgreSQL advisory lock keys (arbitrary constants, unique to this package).
 MIGRATION_LOCK = 0x46465244_0001
 EVENT_LOCK = 0x46465244_0002
@@ -88,7 +90,14 @@ def _engine(parsed: URL) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A database that stops answering (rather than refusing) fails a save within seconds,
+    # not when the operating system gives up on the connection (unless the URL says).
+    postgres = parsed.get_backend_name() == "postgresql"
+    timeout = postgres and "connect_timeout" not in parsed.query
+    connect_args = {"connect_timeout": _CONNECT_TIMEOUT} if timeout else {}
+    return create_engine(
+        parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
+    )
 
 
 @contextlib.contextmanager

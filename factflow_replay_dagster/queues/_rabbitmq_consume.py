@@ -15,12 +15,12 @@ import pika.exceptions
 from ..errors import QueueError, QueueNotFoundError
 from ._rabbitmq_common import (
     LOGGER,
-    REFUSED,
     BrokerRedactor,
     ConnectionLost,
     broker_error,
+    channel_refusal,
+    connect_failure,
     connection_parameters,
-    root_cause,
 )
 from .base import Delivery, HeaderValue, QueueConsumer, RetryPolicy
 
@@ -98,6 +98,7 @@ class RabbitMQConsumer(QueueConsumer):
         heartbeat: int = 30,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
         connect_timeout: float = 10.0,
+        ca_file: str | None = None,
     ) -> None:
         self._redactor = BrokerRedactor(url)
         self.broker = self._redactor.broker
@@ -107,6 +108,7 @@ class RabbitMQConsumer(QueueConsumer):
             heartbeat=heartbeat,
             connect_timeout=connect_timeout,
             name="factflow-replay consumer",
+            ca_file=ca_file,
         )
         self._connection: Any = None
 
@@ -119,10 +121,7 @@ class RabbitMQConsumer(QueueConsumer):
             try:
                 self._connection = pika.BlockingConnection(self._params)
             except _PIKA_ERRORS as exc:
-                raise ConnectionLost(
-                    f"cannot connect: {self._redactor.describe(exc)}",
-                    retryable=not isinstance(root_cause(exc), REFUSED),
-                ) from None
+                raise connect_failure(exc, self._redactor) from None
         return self._connection
 
     def _drop(self) -> None:
@@ -141,6 +140,10 @@ class RabbitMQConsumer(QueueConsumer):
                 channel.queue_declare(queue, durable=True)
                 channel.close()
             except pika.exceptions.ChannelClosedByBroker as exc:
+                refusal = channel_refusal(exc, self._redactor)
+                if refusal is not None:
+                    what = f"declare queue {queue!r}"
+                    raise broker_error(self.broker, what, refusal, 0) from None
                 raise QueueError(
                     f"{self.broker} refused to declare queue {queue!r}: "
                     f"({exc.reply_code}) {self._redactor.scrub(exc.reply_text)}"
@@ -207,7 +210,9 @@ class RabbitMQConsumer(QueueConsumer):
                     if inbox and not stop.is_set():
                         yield inbox.popleft()
             except _PIKA_ERRORS as exc:
-                lost = ConnectionLost(self._redactor.describe(exc))
+                lost = channel_refusal(exc, self._redactor) or ConnectionLost(
+                    self._redactor.describe(exc)
+                )
                 failures = self._retry(lost, failures, what="consume", stop=stop)
             except ConnectionLost as lost:
                 failures = self._retry(lost, failures, what="consume", stop=stop)

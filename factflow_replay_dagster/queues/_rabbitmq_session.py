@@ -16,7 +16,13 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..errors import QueueError
 from ._coalescing import coalesce_writes
-from ._rabbitmq_common import LOGGER, REFUSED, BrokerRedactor, ConnectionLost, root_cause
+from ._rabbitmq_common import (
+    LOGGER,
+    BrokerRedactor,
+    ConnectionLost,
+    channel_refusal,
+    connect_failure,
+)
 
 
 def _noop() -> None:
@@ -31,6 +37,10 @@ class ConfirmSession:
     what arrived to the callbacks. pika callbacks only record state; every decision (and
     every user callback) is taken by the caller between turns. ``generation`` increases each
     time a new confirm channel opens, whose delivery tags start again at 1.
+
+    ``blocked`` is the broker's reason while it blocks this connection (RabbitMQ's
+    ``Connection.Blocked``, sent when a memory or disk alarm stops it reading from
+    publishers), None otherwise; a new connection starts unblocked.
     """
 
     def __init__(
@@ -45,6 +55,7 @@ class ConfirmSession:
         self._lost: ConnectionLost | None = None
         self._channel_error: BaseException | None = None
         self._declaring = False
+        self.blocked: str | None = None
         self.generation = 0
         self.next_tag = 1
         #: Called with (delivery_tag, multiple, ack) for each Basic.Ack / Basic.Nack.
@@ -92,6 +103,9 @@ class ConfirmSession:
             raise self._lost
         if self._channel_error is not None and not self._declaring:
             error = self._channel_error
+            refusal = channel_refusal(error, self._redactor)
+            if refusal is not None:  # 403 ACCESS_REFUSED: a permission the user lacks
+                raise refusal
             # 406 PRECONDITION_FAILED (a message above the broker's max_message_size, ...):
             # sending the same messages again on a new channel would fail the same way.
             refused = isinstance(error, pika.exceptions.ChannelClosedByBroker) and (
@@ -125,16 +139,14 @@ class ConfirmSession:
 
         def on_open_error(conn: object, exc: BaseException) -> None:
             if conn is self._conn:
-                self._lost = ConnectionLost(
-                    f"cannot connect: {self._redactor.describe(exc)}",
-                    retryable=not isinstance(root_cause(exc), REFUSED),
-                )
+                self._lost = connect_failure(exc, self._redactor)
 
         def on_close(conn: object, exc: BaseException) -> None:
             if conn is self._conn and self._lost is None:
                 self._lost = ConnectionLost(f"connection lost: {self._redactor.describe(exc)}")
 
         self._lost = None
+        self.blocked = None
         self._conn = SelectConnection(
             self._params,
             on_open_callback=on_open,
@@ -142,6 +154,8 @@ class ConfirmSession:
             on_close_callback=on_close,
             custom_ioloop=self._loop(),
         )
+        self._conn.add_on_connection_blocked_callback(self._on_blocked)
+        self._conn.add_on_connection_unblocked_callback(self._on_unblocked)
         self._run_until(lambda: bool(opened), f"connecting to {self._redactor.broker}")
         coalesced = coalesce_writes(self._conn)
         LOGGER.debug(
@@ -161,6 +175,16 @@ class ConfirmSession:
         self._run_until(lambda: bool(selected), "enabling publisher confirms")
         self.generation += 1
         self.next_tag = 1
+
+    def _on_blocked(self, conn: object, frame: Any) -> None:
+        if conn is self._conn:
+            self.blocked = str(getattr(frame.method, "reason", "") or "no reason given")
+            LOGGER.info("%s blocks publishing: %s", self._redactor.broker, self.blocked)
+
+    def _on_unblocked(self, conn: object, frame: Any) -> None:
+        if conn is self._conn:
+            self.blocked = None
+            LOGGER.info("%s accepts messages again", self._redactor.broker)
 
     def _on_channel_closed(self, channel: object, exc: BaseException) -> None:
         if channel is self._channel:
@@ -192,6 +216,9 @@ class ConfirmSession:
         if done:
             return True
         error, self._channel, self._channel_error = self._channel_error, None, None
+        refusal = channel_refusal(error, self._redactor)
+        if refusal is not None:
+            raise refusal
         if isinstance(error, pika.exceptions.ChannelClosedByBroker):
             if error.reply_code == 404:
                 return False
@@ -220,6 +247,7 @@ class ConfirmSession:
         """Drop the connection (closing it politely for at most ``linger`` s)."""
         conn, self._conn, self._channel = self._conn, None, None
         self._lost = self._channel_error = None
+        self.blocked = None
         if conn is None or conn.is_closed:
             return
         with contextlib.suppress(pika.exceptions.AMQPError):

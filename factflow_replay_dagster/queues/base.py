@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BlockedCallback",
     "ConfirmCallback",
     "Delivery",
     "OutgoingMessage",
@@ -47,14 +48,21 @@ ConfirmCallback = Callable[[Sequence[OutgoingMessage]], None]
 StopCallback = Callable[[], bool]
 """Polled between messages; returning True stops publishing at that message boundary."""
 
+BlockedCallback = Callable[[str | None], None]
+"""Called when the broker starts blocking the publisher, with its reason (RabbitMQ's memory or
+disk alarm: ``"low on memory"``), and with None when it accepts messages again. Meanwhile
+publishing waits: nothing more is sent, nothing is dropped, ``should_stop`` is still polled."""
+
 
 @dataclass(frozen=True, slots=True)
 class PublishOutcome:
     """What one :meth:`QueuePublisher.publish` call achieved.
 
     ``confirmed`` counts messages the broker confirmed (the only ones that count as sent);
-    ``stopped`` says ``should_stop`` ended the call early (after outstanding confirms arrived);
-    ``resent`` counts messages sent again after a reconnect (same ``message_id``).
+    ``stopped`` says ``should_stop`` ended the call early, after outstanding confirms arrived
+    (or, while the broker blocked publishing, without waiting for them: those count as not
+    confirmed, so a resume sends them again with the same ids); ``resent`` counts messages
+    sent again after a reconnect (same ``message_id``).
     """
 
     confirmed: int
@@ -116,11 +124,13 @@ class QueuePublisher(Closing, abc.ABC):
         on_confirmed: ConfirmCallback | None = None,
         should_stop: StopCallback | None = None,
         rate: float | None = None,
+        on_blocked: BlockedCallback | None = None,
     ) -> PublishOutcome:
         """Publish ``messages`` (consumed lazily, in order) to ``queue`` and wait for confirms.
 
         ``queue`` is checked first; a missing queue fails before anything is sent.
-        ``rate`` caps messages per second. On failure the raised
+        ``rate`` caps messages per second. While the broker blocks publishers, publishing
+        waits and ``on_blocked`` hears when that starts and ends. On failure the raised
         :class:`~factflow_replay_dagster.errors.QueueError` carries ``confirmed``, and
         ``on_confirmed`` has already been called for every confirmed message.
         """

@@ -52,6 +52,7 @@ from factflow_replay_dagster.queues import _embedded_db as db
 from factflow_replay_dagster.queues._embedded_delivery import EmbeddedDelivery, LeaseBook
 from factflow_replay_dagster.queues._pacing import Pacer
 from factflow_replay_dagster.queues.base import (
+    BlockedCallback,
     ConfirmCallback,
     OutgoingMessage,
     PublishOutcome,
@@ -251,8 +252,10 @@ class EmbeddedQueue(QueuePublisher, QueueConsumer):
         on_confirmed: ConfirmCallback | None = None,
         should_stop: StopCallback | None = None,
         rate: float | None = None,
+        on_blocked: BlockedCallback | None = None,
     ) -> PublishOutcome:
-        """Insert ``messages`` in committed batches of ``batch_size``; see the base class.
+        """Insert ``messages`` in committed batches of ``batch_size``; see the base class
+        (a SQLite file never blocks publishers: ``on_blocked`` is never called).
 
         A batch is also committed when a message arrives more than ``_MAX_BATCH_DELAY``
         seconds after the batch's first, so a slow message source does not hold

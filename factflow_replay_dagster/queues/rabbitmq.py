@@ -2,7 +2,8 @@
 
 The publisher keeps a window of unconfirmed messages in flight on a ``SelectConnection``
 whose ioloop runs only inside its calls, in the caller's thread (no background thread, so
-an interrupt of the main thread stops it). The consumer is a plain ``BlockingConnection``.
+an interrupt of the main thread stops it); ``_rabbitmq_publish`` holds one call's state. The
+consumer is a plain ``BlockingConnection``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,9 @@ __all__ = ["RabbitMQConsumer", "RabbitMQPublisher"]
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-import pika
-
-from ..errors import (
-    MessageNackedError,
-    QueueError,
-    QueueNotFoundError,
-    SettingsError,
-    UnroutableMessageError,
-)
+from ..errors import QueueNotFoundError, SettingsError
 from ..settings import DEFAULTS
-from ._confirm_window import ConfirmWindow, InFlight
-from ._pacing import Pacer, check_rate
+from ._pacing import check_rate
 from ._rabbitmq_common import (
     LOGGER,
     BrokerRedactor,
@@ -32,8 +24,10 @@ from ._rabbitmq_common import (
     connection_parameters,
 )
 from ._rabbitmq_consume import RabbitMQConsumer
+from ._rabbitmq_publish import PublishRun
 from ._rabbitmq_session import ConfirmSession
 from .base import (
+    BlockedCallback,
     ConfirmCallback,
     OutgoingMessage,
     PublishOutcome,
@@ -43,21 +37,6 @@ from .base import (
 )
 
 _T = TypeVar("_T")
-
-
-#: ``delivery_mode`` of a persistent message (pika's enum, resolved once).
-_PERSISTENT = pika.DeliveryMode.Persistent.value
-
-
-def _properties(message: OutgoingMessage) -> pika.BasicProperties:
-    """The AMQP properties of ``message`` (its headers are encoded as they are, not copied)."""
-    return pika.BasicProperties(
-        delivery_mode=_PERSISTENT,
-        message_id=message.message_id,
-        content_type=message.content_type,
-        type=message.type,
-        headers=message.headers,
-    )
 
 
 class RabbitMQPublisher(QueuePublisher):
@@ -74,6 +53,11 @@ class RabbitMQPublisher(QueuePublisher):
     in an unbroken run from the first one, every one of them already passed to
     ``on_confirmed``. Nothing after that run is promised: a message there may be stored
     (its confirm was lost, or it follows a nacked one), so resuming publishes it again.
+
+    While the broker blocks publishers (RabbitMQ's memory or disk alarm) the call waits,
+    sending nothing more, and tells ``on_blocked``; a stop requested meanwhile ends it
+    without waiting for the confirms the blocked broker cannot send (those messages count
+    as unconfirmed). ``ca_file`` adds a PEM CA to the system's for ``amqps://``.
     """
 
     def __init__(
@@ -85,6 +69,7 @@ class RabbitMQPublisher(QueuePublisher):
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
         connect_timeout: float = 10.0,
         heartbeat: int = 30,
+        ca_file: str | None = None,
     ) -> None:
         if window < 1:
             raise SettingsError(f"the confirm window must be at least 1, not {window}")
@@ -93,11 +78,13 @@ class RabbitMQPublisher(QueuePublisher):
         self.window = window
         self.max_message_bytes = max_message_bytes
         self.retry = retry
+        self.ca_file = ca_file
         params = connection_parameters(
             url,
             heartbeat=heartbeat,
             connect_timeout=connect_timeout,
             name="factflow-replay publisher",
+            ca_file=ca_file,
         )
         self._session = ConfirmSession(params, timeout=connect_timeout, redactor=self._redactor)
 
@@ -156,11 +143,24 @@ class RabbitMQPublisher(QueuePublisher):
         on_confirmed: ConfirmCallback | None = None,
         should_stop: StopCallback | None = None,
         rate: float | None = None,
+        on_blocked: BlockedCallback | None = None,
     ) -> PublishOutcome:
         check_rate(rate)
         self.check_queue(queue)
-        run = _PublishRun(
-            self, queue, messages, on_confirmed=on_confirmed, should_stop=should_stop, rate=rate
+        what = f"publish to queue {queue!r}"
+        run = PublishRun(
+            self._session,
+            queue,
+            messages,
+            broker=self.broker,
+            limit=self.window,
+            backoff=lambda lost, failures, confirmed: self._backoff(
+                lost, failures, what=what, confirmed=confirmed
+            ),
+            on_confirmed=on_confirmed,
+            should_stop=should_stop,
+            rate=rate,
+            on_blocked=on_blocked,
         )
         finished = False
         try:
@@ -174,139 +174,3 @@ class RabbitMQPublisher(QueuePublisher):
 
     def close(self) -> None:
         self._session.close()
-
-
-class _PublishRun:
-    """The state of one :meth:`RabbitMQPublisher.publish` call."""
-
-    def __init__(
-        self,
-        publisher: RabbitMQPublisher,
-        queue: str,
-        source: Iterable[OutgoingMessage],
-        *,
-        on_confirmed: ConfirmCallback | None,
-        should_stop: StopCallback | None,
-        rate: float | None,
-    ) -> None:
-        self.publisher = publisher
-        self.session = publisher._session
-        self.queue = queue
-        self.source = iter(source)
-        self.on_confirmed = on_confirmed
-        self.should_stop = should_stop
-        self.pacer = Pacer(rate)
-        self.window = ConfirmWindow()
-        self.session.on_confirm = self.window.confirm
-        self.session.on_return = self.window.returned
-        self.exhausted = False
-        self.stopped = False
-        self.source_error: Exception | None = None
-        self.sent = 0
-        self.resent = 0
-
-    def execute(self) -> PublishOutcome:
-        failures = 0
-        generation = self.session.generation
-        while True:
-            try:
-                self.session.open()
-                if self.session.generation != generation:
-                    generation = self.session.generation
-                    self._resend()
-                while True:
-                    if self._report():
-                        failures = 0
-                    wait = self._fill()
-                    if self.window.unsettled == 0 and (
-                        self.exhausted or self.stopped or self.window.failed
-                    ):
-                        return self._finish()
-                    self.session.turn(wait)
-            except ConnectionLost as lost:
-                self.session.reset()
-                if self.window.failed:
-                    self._raise_failure()
-                failures = self.publisher._backoff(
-                    lost,
-                    failures,
-                    what=f"publish to queue {self.queue!r}",
-                    confirmed=self.window.confirmed,
-                )
-
-    def _resend(self) -> None:
-        entries = self.window.for_resend()
-        if entries:
-            LOGGER.info(
-                "re-sending %d unconfirmed message(s) to %r on %s",
-                len(entries),
-                self.queue,
-                self.publisher.broker,
-            )
-        for entry in entries:
-            self.window.resent(entry, self.session.publish(self.queue, *_wire(entry)))
-            self.resent += 1
-
-    def _report(self) -> bool:
-        """Hand newly confirmed messages to ``on_confirmed``; True if there were any."""
-        run = self.window.take_confirmed()
-        if run and self.on_confirmed is not None:
-            self.on_confirmed(run)
-        return bool(run)
-
-    def _fill(self) -> float | None:
-        """Send until the window is full; return how long to wait for the rate, if it limits."""
-        window, session, limit = self.window, self.session, self.publisher.window
-        while not (self.exhausted or self.stopped or window.failed) and len(window) < limit:
-            if self.should_stop is not None and self.should_stop():
-                LOGGER.info("stop requested after %d message(s) sent to %r", self.sent, self.queue)
-                self.stopped = True
-                break
-            if self.pacer.limited and (wait := self.pacer.delay()) > 0:
-                return wait
-            try:
-                message = next(self.source)
-            except StopIteration:
-                self.exhausted = True
-                break
-            except Exception as exc:  # noqa: BLE001 - re-raised once sent messages are confirmed
-                self.source_error = exc
-                self.stopped = True
-                break
-            window.sent(message, session.publish(self.queue, message.body, _properties(message)))
-            self.pacer.sent()
-            self.sent += 1
-        return None
-
-    def _finish(self) -> PublishOutcome:
-        self._report()
-        if self.window.failed:
-            self._raise_failure()
-        if self.source_error is not None:
-            raise self.source_error
-        return PublishOutcome(
-            confirmed=self.window.confirmed,
-            stopped=self.stopped,
-            resent=self.resent,
-            last_position=self.window.last_position,
-        )
-
-    def _raise_failure(self) -> None:
-        self._report()
-        entry = self.window.front_failure()
-        confirmed = self.window.confirmed
-        if entry is None:  # the failed message is behind one never answered (connection lost)
-            raise QueueError(
-                f"publishing to queue {self.queue!r} on {self.publisher.broker} failed: the "
-                "broker refused or returned a message; "
-                f"{confirmed} message(s) of this call were confirmed",
-                confirmed=confirmed,
-            )
-        message_id = entry.message.message_id
-        if entry.returned:
-            raise UnroutableMessageError(self.queue, message_id, confirmed=confirmed)
-        raise MessageNackedError(self.queue, message_id, confirmed=confirmed)
-
-
-def _wire(entry: InFlight) -> tuple[bytes, pika.BasicProperties]:
-    return entry.message.body, _properties(entry.message)

@@ -10,8 +10,7 @@ __all__ = ["create_replay", "reopen_replay"]
 
 from datetime import UTC, datetime
 
-from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource
-from ..executions._shards import ShardSpec
+from ..executions import ExecutionStatus, ExecutionStore, ReplayRecord, ReplaySource, ShardSpec
 from ..snapshot import ConfigSnapshot
 from .models import ReplayPlan, ReplayRequest, new_child_execution_id, new_replay_id
 

@@ -3,24 +3,29 @@
 A shard is a contiguous key range published in key order by one step (the whole replay when
 it has one shard). Only what the broker confirmed counts; the position (the last key of the
 contiguous confirmed prefix) is saved every ``progress_every`` confirms and every 2 s, so a
-cancelled, failed or killed step resumes after it.
+cancelled, failed or killed step resumes after it. When the broker starts or stops blocking
+publishers, the position is saved and progress reported at once, with the reason
+(``ReplayProgress.broker_blocked``).
 """
 
 from __future__ import annotations
 
 __all__ = ["ReplayStart", "ShardRun"]
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..errors import ArtefactNotFoundError
-from ..executions import ExecutionStore
+from ..errors import ArtefactNotFoundError, ReplayError
+from ..executions import ExecutionStore, ReplayState
 from ..messages import ArtefactEnvelope
 from ..queues.base import OutgoingMessage, QueuePublisher, StopCallback
 from ..storage.base import ArtefactStore
 from .models import ReplayPlan, ReplayProgress, ShardPlan, ShardResult
 from .planning import select_keys
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ReplayProgress], None]
 #: Progress is saved at least this often (seconds) while confirms arrive.
@@ -73,7 +78,17 @@ class ShardRun:
         self.saved = self.confirmed
         self.saved_at = self.started = time.monotonic()
         self.missing: ArtefactNotFoundError | None = None
+        #: Why the shard must stop: a save found the replay closed, or resumed, elsewhere.
+        self.closed: str | None = None
+        #: A resume took the replay over: this shard's process records nothing more.
+        self.taken_over = False
         self.resent = 0
+        self.broker_blocked: str | None = None
+        self._blocked_at = 0.0
+        # Who holds the replay now (its Dagster run and the process that started it): a
+        # save that finds another holder means a resume took it over.
+        record = executions.get_replay(start.replay_id)
+        self._holder = (record.dagster_run_id, record.owner)
         # The replay's totals as this step knows them: the other shards as they were.
         shards = executions.replay_shards(start.replay_id)
         self._others = sum(s.confirmed for s in shards if s.shard != shard.index)
@@ -84,18 +99,39 @@ class ShardRun:
 
     def publish(self, should_stop: StopCallback | None) -> ShardResult:
         """Publish the rest of the shard; CANCELLED if ``should_stop`` said so (position
-        saved); raises the missing artefact or the broker's error (position saved first)."""
+        saved); raises the missing artefact or the broker's error, with every message sent
+        answered, for the caller to save the position as it records the failure (a save here
+        could fail too, and hide why the shard stopped).
+
+        A save that finds the replay closed by another process (its Dagster run failed while
+        this step process lived on, or its heartbeat was judged stale) or resumed by another
+        run stops the shard at once and raises :class:`ReplayError`: a resume may already be
+        publishing the rest. (A shard closed elsewhere that had confirmed all of its range
+        succeeds: a resume then skips it.)
+        """
+
+        def stop() -> bool:
+            return self.closed is not None or (should_stop is not None and should_stop())
+
         outcome = self.publisher.publish(
             self.start.plan.queue,
             self._messages(),
             on_confirmed=self._confirmed,
-            should_stop=should_stop,
+            should_stop=stop,
             rate=self.start.shard_rate,
+            on_blocked=self._blocked,
         )
         self.resent = outcome.resent
-        self.save()
+        self.broker_blocked = None  # publishing is over, whatever the broker does now
         if self.missing is not None:
             raise self.missing
+        if self.taken_over or (self.closed is not None and self.confirmed < self.shard.count):
+            raise ReplayError(
+                f"replay {self.start.replay_id!r} was {self.closed} by another process while "
+                f"shard {self.shard.index} published; the shard stopped after "
+                f"{self.confirmed} of {self.shard.count} confirmed, its position saved"
+            )
+        self.save()
         cancelled = outcome.stopped and self.confirmed < self.shard.count
         return ShardResult(
             replay_id=self.start.replay_id,
@@ -116,6 +152,17 @@ class ShardRun:
             time.monotonic() - self.saved_at > _SAVE_SECONDS
         ):
             self.save()
+
+    def _blocked(self, reason: str | None) -> None:
+        """The broker started (``reason``) or stopped (None) blocking publishers."""
+        self.broker_blocked = reason
+        if reason is not None:
+            self._blocked_at = time.monotonic()
+            log.info("replay %s: the broker blocks publishing (%s)", self.start.replay_id, reason)
+        else:
+            waited = time.monotonic() - self._blocked_at
+            log.info("replay %s: the broker unblocked after %.1f s", self.start.replay_id, waited)
+        self.save()
 
     def _messages(self) -> Iterator[OutgoingMessage]:
         """The shard's artefact messages in key order, their bodies read ahead by the store.
@@ -155,13 +202,19 @@ class ShardRun:
     def save(self) -> None:
         """Save the position (if it moved) and report progress."""
         if self.last_key is not None and self.confirmed != self.saved:
-            self.executions.save_shard_progress(
+            replay = self.executions.save_shard_progress(
                 self.start.replay_id,
                 self.shard.index,
                 confirmed=self.confirmed,
                 bytes_confirmed=self.bytes,
                 last_confirmed_key=self.last_key,
+                holder=self._holder,
             )
+            if replay.state is not ReplayState.RUNNING:
+                self.closed = f"marked {replay.state} (its run ended, or its heartbeat was stale)"
+            elif (replay.dagster_run_id, replay.owner) != self._holder:
+                self.closed = f"resumed (by Dagster run {replay.dagster_run_id})"
+                self.taken_over = True
         self.saved = self.confirmed
         self.saved_at = time.monotonic()
         if self.on_progress is not None:
@@ -177,4 +230,5 @@ class ShardRun:
             rate=(self.confirmed - self.shard.already_confirmed) / elapsed,
             last_key=self.last_key,
             shard=self.shard.index,
+            broker_blocked=self.broker_blocked,
         )

@@ -239,6 +239,12 @@ class ReplayProgress(BaseModel):
     rate: float = Field(description="Confirmed messages per second since this step started.")
     last_key: str | None
     shard: int = 0
+    broker_blocked: str | None = Field(
+        default=None,
+        description="While the broker blocks publishers (RabbitMQ's memory or disk alarm), "
+        "its reason, e.g. 'low on memory': the replay waits, sending nothing and dropping "
+        "nothing, and continues when the alarm clears. None while messages flow.",
+    )
 
 
 class ShardResult(BaseModel):

@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 
 from ..errors import (
+    ExecutionStoreError,
     FactflowReplayError,
     InvalidStateError,
     ReplayError,
@@ -231,8 +232,8 @@ class DetachedReplayService:
             with Heartbeat(self.executions, start.replay_id, every=self.stale_after / 10):
                 result = run.publish(should_stop)
         except FactflowReplayError as exc:
-            run.save()
-            self._fail(start, shard, str(exc))
+            if not run.taken_over:  # else the resume that took it over records everything
+                self._record_failure(run, start, shard, exc)
             raise
         if result.state == "CANCELLED":
             self._cancel(start, shard)
@@ -327,6 +328,33 @@ class DetachedReplayService:
         )
         self._update_source(start)
         log.info("replay %s cancelled at %d/%d", start.replay_id, record.confirmed, record.total)
+
+    def _record_failure(
+        self, run: ShardRun, start: ReplayStart, shard: ShardPlan, error: FactflowReplayError
+    ) -> None:
+        """Save the position and mark the failure, as far as the execution store lets us.
+
+        The store may be what failed (a database that went away); its error while recording
+        the failure must not replace the one that stopped the replay. The replay then stays
+        RUNNING with its last saved position; its heartbeat stops with this process, so a
+        resume (or ``stale_replay_sensor``) closes it once it is stale.
+        """
+        try:
+            run.save()
+            if run.closed is not None:  # closed elsewhere, with its own reason: only the shard
+                self.executions.set_shard_state(
+                    start.replay_id, shard.index, ReplayState.FAILED, error=str(error)
+                )
+            else:
+                self._fail(start, shard, str(error))
+        except ExecutionStoreError as unrecorded:
+            log.warning(
+                "replay %s failed and the failure could not be recorded (%s); it stays "
+                "RUNNING at its last saved position until its heartbeat is stale, then a "
+                "resume continues it",
+                start.replay_id,
+                unrecorded,
+            )
 
     def _fail(self, start: ReplayStart, shard: ShardPlan | None, error: str) -> None:
         if shard is not None:

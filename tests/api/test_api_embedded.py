@@ -141,6 +141,10 @@ def test_replay_over_http_end_to_end_with_events_and_the_child(
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert run.tags["factflow/requested_by"] == "api"
     assert run.tags["factflow/replay_id"] == accepted["replay_id"]
+    # Set at submission too, for the run queue's limits (replay_launch_tags).
+    assert run.tags["factflow/queue"] == "news.enrich"
+    assert run.tags["factflow/source_execution"] == world.parent.id
+    assert run.tags["factflow/kind"] == "replay"
     # The child runs with the reference runtime, from the replayed artefacts only.
     child = run_until_finished(
         accepted["child_execution_id"],
@@ -256,6 +260,7 @@ def test_cancel_then_resume_over_http(client: httpx.Client, world: World, home: 
     assert (final["state"], final["confirmed"]) == ("SUCCEEDED", 240)
     run = wait_for_run(home, resumed.json()["dagster_run_id"])
     assert run.tags["factflow/replay_id"] == replay_id
+    assert run.tags["factflow/queue"] == "news.enrich"
     assert queue.depth("news.enrich") == 241  # every artefact once, and the end marker
     finished = client.post(f"{url}/resume")
     assert (finished.status_code, finished.json()["code"]) == (409, "invalid_state")

@@ -56,6 +56,8 @@ def test_bad_input_exits_with_its_code_and_names_the_problem(world, run, queue, 
     result = run(*replay_args(world.good_request(**case.request)))
     assert result.exit_code == case.exit_code, result.output
     assert case.names in result.stderr
+    # The command line's own message, not Dagster's failure events with their stacks.
+    assert not {"Traceback", "Stack Trace", "STEP_FAILURE", "ERROR"} & set(result.stderr.split())
     assert queue.depth("news.enrich") == 0
     assert len(world.components.executions.list_replays()) == before
 

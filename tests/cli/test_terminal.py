@@ -118,3 +118,18 @@ def test_the_bar_fits_the_width_and_shows_rate_and_eta() -> None:
     assert "1,200/5,000" in text
     assert "2,300/s" in text
     assert "ETA 0:00:01" in text
+
+
+def test_a_note_replaces_rate_and_eta_and_is_drawn_at_once(tmp_path: Path) -> None:
+    note = "broker blocked: low on memory, waiting"
+    text = format_bar("replay replay-1", 1_200, 5_000, 2_300.0, width=100, note=note)
+    assert text.endswith(f"1,200/5,000  24%  {note}")
+    assert "ETA" not in text
+    output = tmp_path / "err.txt"
+    with output.open("w") as stream:
+        terminal = Terminal(stream, bar=True)
+        terminal.progress("replay r", 5, 10, 2.0)
+        terminal.progress("replay r", 5, 10, 0.0, note=note)  # within 0.1 s: drawn all the same
+        terminal.close()
+    drawn = output.read_text().split(CLEAR)
+    assert drawn[-1].rstrip("\n").endswith(note)

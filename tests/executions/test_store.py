@@ -19,6 +19,7 @@ from factflow_replay_dagster.executions import (
     ExecutionStore,
     ReplaySource,
     ReplayState,
+    ShardSpec,
     StageStatus,
 )
 from factflow_replay_dagster.snapshot import ConfigSnapshot
@@ -176,7 +177,10 @@ def test_replay_progress_and_states(store: ExecutionStore, snapshot: ConfigSnaps
         first_key="k0",
         last_key="k9",
     )
-    store.save_replay_progress("rep-1", confirmed=4, bytes_confirmed=40, last_confirmed_key="k3")
+    store.add_replay_shards(
+        "rep-1", [ShardSpec(0, None, "k9", first_key="k0", total=10, bytes_total=100)]
+    )
+    store.save_shard_progress("rep-1", 0, confirmed=4, bytes_confirmed=40, last_confirmed_key="k3")
     record = store.set_replay_state("rep-1", ReplayState.CANCELLED, child_execution_id="child")
     assert (record.confirmed, record.last_confirmed_key, record.state) == (4, "k3", "CANCELLED")
     assert record.finished_at is not None

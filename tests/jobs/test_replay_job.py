@@ -103,6 +103,25 @@ def test_the_launchpad_config_is_typed_and_described(job: dg.JobDefinition) -> N
         job.execute_in_process(run_config={"from_stage": "parse", "to_route": "enrich"})
 
 
+def test_shards_choose_the_default_executors_processes_and_a_given_executor_its_own(
+    world: World,
+) -> None:
+    config = {**world.good_request(), "shards": 4}
+    default = build_definitions(Settings.from_env(world.env)).resolve_job_def("replay_job")
+    resolved = dg.validate_run_config(default, config)["execution"]
+    assert resolved["multi_or_in_process_executor"]["multiprocess"]["max_concurrent"] == 4
+    # A deployment's executor (k8s_job_executor, say) has its own config schema: the job
+    # emits no execution section then, and that executor's configuration decides.
+    pods = dg.multiprocess_executor.configured({"max_concurrent": 2}, name="pods")
+    given = build_definitions(Settings.from_env(world.env), executor=pods)
+    job = given.resolve_job_def("replay_job")
+    assert job.executor_def is pods
+    assert dg.validate_run_config(job, config)["execution"] == {
+        "pods": {"max_concurrent": 2, "retries": {"enabled": {}}}
+    }
+    assert all(j.executor_def is pods for j in given.resolve_all_job_defs())
+
+
 def test_dry_run_creates_and_publishes_nothing(
     world: World, job: dg.JobDefinition, instance: dg.DagsterInstance, queue: EmbeddedQueue
 ) -> None:

@@ -17,6 +17,7 @@ from factflow_replay_dagster.errors import (
     InvalidInputError,
     MessageTooLargeError,
     QueueNotFoundError,
+    ReplayError,
 )
 from factflow_replay_dagster.executions import ExecutionStatus, ReplayState
 from factflow_replay_dagster.executions.models import Stage
@@ -24,7 +25,7 @@ from factflow_replay_dagster.layout import stage_prefix
 from factflow_replay_dagster.messages import Headers, artefact_message_id
 from factflow_replay_dagster.pipelines import sample_config
 from factflow_replay_dagster.queues.embedded import EmbeddedQueue
-from factflow_replay_dagster.replay import ReplayRequest
+from factflow_replay_dagster.replay import DetachedReplayService, ReplayRequest
 from factflow_replay_dagster.runtime import declare_queues, run_until_finished
 from factflow_replay_dagster.snapshot import ConfigSnapshot
 from factflow_replay_dagster.storage.base import StoredObject
@@ -348,6 +349,81 @@ def test_cancel_then_resume_sends_each_artefact_exactly_once(
     ids = [m.message_id for m in received]
     assert len(ids) == 240
     assert len(set(ids)) == 240
+
+
+def small_batches(world: World) -> DetachedReplayService:
+    """The service on the world's queue file, committing every 10 messages (not 200)."""
+    queue = world.components.publisher
+    assert isinstance(queue, EmbeddedQueue)
+    return DetachedReplayService(
+        artefacts=world.components.artefacts,
+        executions=world.components.executions,
+        publisher=EmbeddedQueue(queue.path, batch_size=10),
+        progress_every=10,
+    )
+
+
+def test_a_shard_whose_replay_was_closed_elsewhere_stops_at_its_next_save(
+    world: World, queue: EmbeddedQueue
+) -> None:
+    # A step process that outlived its run: the replay failure sensor closed the replay.
+    service = small_batches(world)
+    executions = world.components.executions
+    start = service.start(ReplayRequest.parse(world.good_request()))
+    assert start is not None
+
+    def closed_by_the_sensor(progress: object) -> None:
+        if executions.get_replay(start.replay_id).state is ReplayState.RUNNING:
+            executions.set_replay_state(start.replay_id, ReplayState.FAILED, error="run died")
+
+    with pytest.raises(ReplayError, match="marked FAILED"):
+        service.publish_shard(start, start.plan.shards[0], on_progress=closed_by_the_sensor)
+    record = executions.get_replay(start.replay_id)
+    assert (record.state, record.error) == (ReplayState.FAILED, "run died")  # its own reason
+    assert executions.replay_shards(start.replay_id)[0].state is ReplayState.FAILED
+    assert 10 <= record.confirmed < 240
+    assert queue.depth("news.enrich") == record.confirmed  # what it sent, all recorded
+    assert service.resume(start.replay_id).state == "SUCCEEDED"
+    ids = [m.message_id for m in drain(queue, "news.enrich") if m.type == "factflow.artefact"]
+    assert (len(ids), len(set(ids))) == (240, 240)
+
+
+def test_a_shard_whose_replay_was_resumed_elsewhere_stops_and_records_nothing(
+    world: World, queue: EmbeddedQueue
+) -> None:
+    service = small_batches(world)
+    executions = world.components.executions
+    request = ReplayRequest.parse(world.good_request())
+    start = service.start(request)
+    assert start is not None
+    resumed = []
+
+    def resumed_by_another_run(progress: object) -> None:
+        if not resumed:  # the sensor closes it, then a resume's run takes it over
+            executions.set_replay_state(start.replay_id, ReplayState.FAILED, error="run died")
+            again = request.model_copy(update={"dagster_run_id": "run-2"})
+            resumed.append(service.start(again, resume_replay_id=start.replay_id))
+
+    with pytest.raises(ReplayError, match="resumed"):
+        service.publish_shard(start, start.plan.shards[0], on_progress=resumed_by_another_run)
+    [takeover] = resumed
+    assert takeover is not None
+    shard = executions.replay_shards(start.replay_id)[0]
+    assert shard.state is ReplayState.RUNNING  # the resume's, untouched by the old process
+    sent_by_the_old = queue.depth("news.enrich")
+    assert service.publish_shard(takeover, takeover.plan.shards[0]).state == "SUCCEEDED"
+    service.finish(takeover)
+    record = executions.get_replay(start.replay_id)
+    assert (record.state, record.confirmed, record.dagster_run_id) == (
+        ReplayState.SUCCEEDED,
+        240,
+        "run-2",
+    )
+    ids = [m.message_id for m in drain(queue, "news.enrich") if m.type == "factflow.artefact"]
+    duplicates = len(ids) - len(set(ids))
+    assert len(set(ids)) == 240
+    assert duplicates <= sent_by_the_old - takeover.plan.shards[0].already_confirmed
+    print(f"\ntaken over: old process sent {sent_by_the_old}, duplicates {duplicates}")
 
 
 def test_the_child_runs_to_completion_after_cancel_and_resume(

@@ -23,7 +23,14 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from ...connect import Components
-from ...errors import FactflowReplayError, QueueError, QueueNotFoundError, StorageError
+from ...errors import (
+    BrokerAccessError,
+    BrokerTLSError,
+    FactflowReplayError,
+    QueueError,
+    QueueNotFoundError,
+    StorageError,
+)
 from ...run_tags import TAG_PREFIX
 from ..resources import ArtefactStoreResource, ExecutionStoreResource, QueueResource
 
@@ -69,10 +76,14 @@ def requested_by(context: dg.OpExecutionContext) -> str:
 
 
 def add_run_tags(context: dg.OpExecutionContext, tags: Mapping[str, str | None]) -> None:
-    """Add ``factflow/...`` tags to the running run, so runs are searchable in the UI."""
-    present = {f"{TAG_PREFIX}{k}": v for k, v in tags.items() if v}
-    if present:
-        context.instance.add_run_tags(context.run_id, present)
+    """Add ``factflow/...`` tags to the running run, so runs are searchable in the UI (those
+    its submitter set already, as the CLI and the API do, are not written again)."""
+    current = context.run.tags
+    missing = {
+        f"{TAG_PREFIX}{k}": v for k, v in tags.items() if v and current.get(f"{TAG_PREFIX}{k}") != v
+    }
+    if missing:
+        context.instance.add_run_tags(context.run_id, missing)
 
 
 @contextlib.contextmanager
@@ -97,6 +108,8 @@ def interrupted() -> bool:
 
 #: Failures worth a Dagster retry (``dagster/max_retries``): infrastructure, not bad input.
 _RETRYABLE = (QueueError, StorageError)
+#: ... except what only a person can fix: a missing queue, a refused user or certificate.
+_NOT_RETRYABLE = (QueueNotFoundError, BrokerAccessError, BrokerTLSError)
 
 
 @contextlib.contextmanager
@@ -104,12 +117,13 @@ def as_dagster_failure() -> Iterator[None]:
     """Re-raise the package's errors as :class:`dagster.Failure` with a clean description.
 
     Only broker and storage failures allow Dagster's run/op retries; bad input, a missing
-    queue or missing artefacts would fail the same way again.
+    queue, a user or certificate the broker refuses, or missing artefacts would fail the same
+    way again.
     """
     try:
         yield
     except FactflowReplayError as exc:
-        retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, QueueNotFoundError)
+        retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, _NOT_RETRYABLE)
         raise dg.Failure(
             description=str(exc),
             metadata={"error": type(exc).__name__, "exit_code": exc.exit_code},

@@ -169,12 +169,23 @@ def publish_shard(
     queue: QueueResource,
     progress: dg.ResourceParam[ProgressSink],
 ) -> dg.Output[ShardResult]:
+    blocked: list[str | None] = [None]  # what the last update said of the broker
+
     def report(update: ReplayProgress) -> None:
-        context.log.info(
-            f"replay {update.replay_id}: {update.confirmed}/{update.total} confirmed "
-            f"({update.bytes} bytes, {update.rate:.0f} msg/s in shard {update.shard}), "
-            f"last {update.last_key}"
-        )
+        counts = f"replay {update.replay_id}: {update.confirmed}/{update.total} confirmed"
+        if update.broker_blocked is not None:
+            context.log.warning(
+                f"{counts}; broker blocked ({update.broker_blocked}): shard {update.shard} "
+                "waits, sending nothing and dropping nothing, until the broker's alarm clears"
+            )
+        elif blocked[0] is not None:
+            context.log.info(f"{counts}; broker unblocked: shard {update.shard} publishes again")
+        else:
+            context.log.info(
+                f"{counts} ({update.bytes} bytes, {update.rate:.0f} msg/s in shard "
+                f"{update.shard}), last {update.last_key}"
+            )
+        blocked[0] = update.broker_blocked
         progress.report(update)
 
     with as_dagster_failure(), opened(artefacts, executions, queue) as components, interruptible():

@@ -31,20 +31,28 @@ _STEPS_WITH_CONFIG = ("plan_replay", "start_replay", "publish_shard", "finish_re
 
 
 def execution_config(shards: int) -> dict[str, Any]:
-    """One shard runs every step in the run's own process; more shards publish in as many
-    processes at once (the multiprocess executor here; Kubernetes or Celery executors where
-    the code location is deployed with them take the same ``max_concurrent``)."""
+    """For Dagster's default executor: one shard runs every step in the run's own process;
+    more shards publish in as many processes at once (its multiprocess mode with
+    ``max_concurrent: shards``). A job given an executor of its own gets no execution config
+    from this: that executor's configuration decides (see :func:`make_replay_job`)."""
     if shards <= 1:
         return {"config": {"in_process": {}}}
     return {"config": {"multiprocess": {"max_concurrent": shards}}}
 
 
-def make_replay_job(*, console_level: str | None = None) -> dg.JobDefinition:
+def make_replay_job(
+    *, console_level: str | None = None, executor_def: dg.ExecutorDefinition | None = None
+) -> dg.JobDefinition:
     """``replay_job``; ``console_level`` sets its console logger (see ``console_loggers``).
 
     Plan (publishes nothing) → start (creates the child execution and the replay's shards)
     → one ``publish_shard`` step per shard, each in key order → finish (the end marker,
     once every shard succeeded).
+
+    Without ``executor_def`` the job runs on Dagster's default executor, in process for one
+    shard and on ``shards`` processes for more (:func:`execution_config`). With one (for
+    example ``k8s_job_executor``, each shard a pod), the run config carries no execution
+    section: that executor's own configuration (``max_concurrent`` and so on) decides.
     """
 
     @dg.config_mapping
@@ -52,12 +60,13 @@ def make_replay_job(*, console_level: str | None = None) -> dg.JobDefinition:
         return dg.RunConfig(
             ops=dict.fromkeys(_STEPS_WITH_CONFIG, config),
             loggers=console_loggers(console_level),
-            execution=execution_config(config.shards),
+            execution=execution_config(config.shards) if executor_def is None else None,
         )
 
     @dg.job(
         name="replay_job",
         config=replay_config,
+        executor_def=executor_def,
         tags={"factflow/kind": "replay"},
         description="Cross-pipeline replay: publish a parent execution's stored artefacts of "
         "one stage into a route's queue as a new child execution. Nothing is fetched again.",

@@ -78,6 +78,10 @@ class PostgresServer:
             if result.returncode != 0:
                 raise ServerStartError(f"initdb failed: {result.stderr.strip()[-2000:]}")
         self.port = free_port()
+        self._launch()
+
+    def _launch(self) -> None:
+        """Start ``postgres`` on :attr:`port` over the data folder and wait until it answers."""
         self._process = ServerProcess(
             "postgres",
             [
@@ -167,6 +171,23 @@ class PostgresServer:
         if password is not None:
             auth += f":{password}"
         return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def halt(self, *, crash: bool = False) -> None:
+        """Stop the server (a fast shutdown, or a SIGKILL with ``crash``) but keep its data
+        and port, for fault tests; :meth:`restart` brings it back at the same address."""
+        if self._process is None:
+            return
+        if crash:
+            self._process.kill()
+        else:
+            self._process.stop(sig=signal.SIGINT, timeout=20)
+        self._process = None
+
+    def restart(self) -> None:
+        """Start a halted server again: same data, same port, so clients reconnect."""
+        if self._process is not None or not self.port:
+            raise ServerStartError("restart() is for a server that was started, then halted")
+        self._launch()
 
     def stop(self) -> None:
         if self._process is not None:

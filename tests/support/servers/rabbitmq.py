@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RabbitMQServer"]
+__all__ = ["RabbitMQServer", "TLSFiles"]
 
 import contextlib
 import os
@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pika
@@ -25,6 +26,15 @@ _SERVICE_USER = "rabbitmq"
 _SHARED_ROOT_NAME = "factflow-rabbitmq-nodes"
 _OWNER_FILE = "owner"
 _STALE_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a TLS listener: the CA that signed ``cert``, and ``cert``'s private key."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 def _service_account() -> Account:
@@ -105,16 +115,29 @@ class RabbitMQServer:
     epmd, Erlang's per-host name registry, is started by the first node on the host (as a
     daemon, bound to 127.0.0.1) and is left running: every Erlang node on the host (other
     test sessions' nodes, ``rabbitmqctl``) shares it, so stopping it would break them.
+
+    With ``tls`` the node also listens for ``amqps://`` on :attr:`tls_port` (127.0.0.1),
+    presenting ``tls.cert``; it asks clients for no certificate.
     """
 
-    def __init__(self, base_dir: Path, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_dir: Path, *, start_timeout: float = 60.0, tls: TLSFiles | None = None
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.start_timeout = start_timeout
-        self._port = free_port()
-        dist_port = free_port()
-        while dist_port == self._port:
-            dist_port = free_port()
-        self._dist_port = dist_port
+        self.tls = tls
+        taken: set[int] = set()
+
+        def port() -> int:
+            found = free_port()
+            while found in taken:
+                found = free_port()
+            taken.add(found)
+            return found
+
+        self._port = port()
+        self._dist_port = port()
+        self._tls_port = port() if tls is not None else None
         self.node = f"factflow-{self._port}@localhost"
         self._account = _service_account()
         self._data_dir: Path | None = None
@@ -132,6 +155,19 @@ class RabbitMQServer:
     def url(self) -> str:
         """An ``amqp://`` URL for the default ``guest`` user and vhost ``/``."""
         return f"amqp://guest:guest@127.0.0.1:{self._port}/%2F"
+
+    @property
+    def tls_port(self) -> int:
+        """The ``amqps://`` port on 127.0.0.1 (only for a server started with ``tls``)."""
+        if self._tls_port is None:
+            raise ServerStartError(f"{self.node} has no TLS listener")
+        return self._tls_port
+
+    def amqp_url(self, user: str = "guest", password: str = "guest", *, tls: bool = False) -> str:
+        """A URL for ``user`` on vhost ``/``: ``amqps://`` to the TLS listener with ``tls``."""
+        if tls:
+            return f"amqps://{user}:{password}@127.0.0.1:{self.tls_port}/%2F"
+        return f"amqp://{user}:{password}@127.0.0.1:{self._port}/%2F"
 
     @property
     def data_dir(self) -> Path:
@@ -175,7 +211,11 @@ class RabbitMQServer:
         )
         self._process.start()
         deadline = time.monotonic() + self.start_timeout
-        while not (tcp_open(self._port) and self._amqp_answers()):
+        while not (
+            tcp_open(self._port)
+            and self._amqp_answers()
+            and (self._tls_port is None or tcp_open(self._tls_port))
+        ):
             if not self._process.running():
                 raise self._failure("exited while starting")
             if time.monotonic() > deadline:
@@ -252,13 +292,33 @@ class RabbitMQServer:
             (data / sub).mkdir(exist_ok=True)
         for name in ("enabled_plugins", "rabbitmq-env.conf"):
             (data / name).touch()
-        (data / "rabbitmq.conf").write_text("log.console.level = warning\n")
+        (data / "rabbitmq.conf").write_text("log.console.level = warning\n" + self._tls_conf(data))
         if self._account is not None:
             data.chmod(0o750)
             for path in [data, *data.rglob("*")]:
                 os.chown(path, *self._account, follow_symlinks=False)
         self._data_dir = data
         return data
+
+    def _tls_conf(self, data: Path) -> str:
+        """The TLS listener's lines of ``rabbitmq.conf``, its PEM files copied into ``data``
+        (the node's account must read them)."""
+        if self.tls is None:
+            return ""
+        folder = data / "tls"
+        folder.mkdir(exist_ok=True)
+        for name, source in (("ca.pem", self.tls.ca), ("cert.pem", self.tls.cert)):
+            shutil.copyfile(source, folder / name)
+        shutil.copyfile(self.tls.key, folder / "key.pem")
+        (folder / "key.pem").chmod(0o600)
+        return (
+            f"listeners.ssl.1 = 127.0.0.1:{self._tls_port}\n"
+            f"ssl_options.cacertfile = {folder / 'ca.pem'}\n"
+            f"ssl_options.certfile = {folder / 'cert.pem'}\n"
+            f"ssl_options.keyfile = {folder / 'key.pem'}\n"
+            "ssl_options.verify = verify_none\n"
+            "ssl_options.fail_if_no_peer_cert = false\n"
+        )
 
     def _env(self) -> dict[str, str]:
         data = self._prepare()

@@ -94,6 +94,7 @@ class SeaweedFSServer:
         self.s3_port = 0
         self._ports: list[int] = []
         self._process: ServerProcess | None = None
+        self._last: ServerProcess | None = None  # what restart() starts again
 
     def __repr__(self) -> str:
         return f"SeaweedFSServer(endpoint_url={self.endpoint_url!r}, base_dir={self.base_dir})"
@@ -186,6 +187,7 @@ class SeaweedFSServer:
                 interval=0.25,
             )
             if ready and process.running():
+                self._last = process
                 logger.info(
                     "SeaweedFS S3 at %s ready in %.1fs",
                     self.endpoint_url,
@@ -232,6 +234,34 @@ class SeaweedFSServer:
         finally:
             client.close()
         return True
+
+    def halt(self) -> None:
+        """Stop the server as :meth:`stop` does but keep its data and ports, for fault
+        tests; :meth:`restart` brings it back at the same endpoint with the same objects."""
+        if self._process is not None:
+            self._process.stop(timeout=_STOP_GRACE)
+            self._process = None
+
+    def restart(self, *, timeout: float = _START_TIMEOUT) -> None:
+        """Start a halted server again: same folder, same ports (the same endpoint)."""
+        last = self._last
+        if self._process is not None or last is None:
+            raise ServerStartError("restart() is for a server that was started, then halted")
+        self._remove_sockets()
+        process = ServerProcess(
+            "seaweedfs", last.argv, log_path=last.log_path, env=last.env, cwd=last.cwd
+        )
+        self._process = process
+        process.start()
+        if (
+            not wait_until(
+                functools.partial(self._ready_or_exited, process), timeout=timeout, interval=0.25
+            )
+            or not process.running()
+        ):
+            error = process.fail("did not come back on its ports")
+            self.stop()
+            raise error
 
     def stop(self) -> None:
         """Stop the server's whole process group; safe to call twice."""
