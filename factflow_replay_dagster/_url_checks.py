@@ -48,17 +48,25 @@ def check_amqp_url(url: str, *, variable: str = "FACTFLOW_BROKER_URL") -> None:
 
 
 def check_database_url(url: str, *, variable: str = "FACTFLOW_DATABASE_URL") -> None:
-    """Refuse a database URL SQLAlchemy cannot parse (its driver is loaded when the store
-    opens: :func:`~factflow_replay_dagster.executions.engine.create_store_engine`)."""
+    """Refuse a database URL SQLAlchemy cannot parse, or whose dialect and driver it does not
+    know (the driver package itself is imported when the store opens:
+    :func:`~factflow_replay_dagster.executions.engine.create_store_engine`)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise SettingsError(
             f"{variable} is not a SQLAlchemy URL (dialect+driver://user:password@host/db): "
             f"{shown_url(url)!r}"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except ArgumentError:  # NoSuchModuleError: no such dialect or driver
+        raise SettingsError(
+            f"{variable} names a database dialect or driver SQLAlchemy does not know "
+            f"({parsed.drivername!r}): {shown_url(url)!r}"
         ) from None
 
 
