@@ -89,16 +89,16 @@ class StoreBase(Closing):
                 if events and self.dialect == "postgresql":
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK})
                 yield session
+        except DataError as exc:  # a value the database cannot keep (PostgreSQL: a NUL in
+            # text, a key longer than its column), whatever the entry point checked
+            raise ExecutionStoreError(
+                f"execution store at {self.url} refused a value: {_describe(exc)}"
+            ) from None
         except SQLAlchemyError as exc:
             if not _unavailable(exc):
                 raise
             raise ExecutionStoreError(
                 f"execution store at {self.url} failed: {_describe(exc)}"
-            ) from None
-        except DataError as exc:  # a value the database cannot keep (PostgreSQL: a NUL in
-            # text, a key longer than its column), whatever the entry point checked
-            raise ExecutionStoreError(
-                f"execution store at {self.url} refused a value: {_describe(exc)}"
             ) from None
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["LineageMixin", "ProcessedOutcome"]
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,10 +201,12 @@ class LineageMixin(StoreBase):
             row = session.get(Stage, (execution_id, route, stage))
             return None if row is None else StageLineage.model_validate(row)
 
-    def manifest_keys(self, execution_id: str, route: str, stage: str) -> Iterator[str]:
+    def manifest_keys(
+        self, execution_id: str, route: str, stage: str
+    ) -> Generator[str, None, None]:
         """The keys the stage recorded storing, in storage's order (bytewise, as S3 lists);
         streamed, so memory does not grow with the stage. Meaningful when its lineage says
-        ``manifest``."""
+        ``manifest``. It holds a read transaction open: ``close()`` it when stopping early."""
         key = StageObject.key
         if self.dialect == "postgresql":
             key = key.collate("C")  # type: ignore[assignment]  # bytewise, as S3 lists

@@ -149,6 +149,41 @@ def check_replay(
     return CheckedReplay(parent, snapshot, source_route, target, lineage)
 
 
+def _tally(
+    request: ReplayRequest,
+    artefacts: ArtefactStore,
+    executions: ExecutionStore,
+    parent_id: str,
+    source_route: str,
+    *,
+    manifest: bool,
+) -> Tally:
+    """What storage holds of the selection, beside what the stage's manifest (if any) lists."""
+    prefix = stage_prefix(parent_id, source_route, request.from_stage)
+    recorded = (
+        executions.manifest_keys(parent_id, source_route, request.from_stage) if manifest else None
+    )
+    try:  # closed even when listing storage fails: it holds a read transaction open
+        expected = None
+        if recorded is not None:
+            expected = _selected(
+                recorded,
+                lambda key: key,
+                prefix,
+                match=request.match,
+                limit=request.limit,
+                stop_at=None,
+            )
+        tally = Tally(expected)
+        for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
+            tally.add(info)
+        tally.finish()
+    finally:
+        if recorded is not None:
+            recorded.close()
+    return tally
+
+
 def plan_replay(
     request: ReplayRequest,
     *,
@@ -172,21 +207,7 @@ def plan_replay(
     prefix = stage_prefix(parent.id, source_route, request.from_stage)
 
     manifest = lineage is not None and lineage.manifest
-    expected = None
-    if manifest:
-        recorded = executions.manifest_keys(parent.id, source_route, request.from_stage)
-        expected = _selected(
-            recorded,
-            lambda key: key,
-            prefix,
-            match=request.match,
-            limit=request.limit,
-            stop_at=None,
-        )
-    tally = Tally(expected)
-    for info in select_artefacts(artefacts, prefix, match=request.match, limit=request.limit):
-        tally.add(info)
-    tally.finish()
+    tally = _tally(request, artefacts, executions, parent.id, source_route, manifest=manifest)
     count, size, first, last = tally.count, tally.bytes, tally.first, tally.last
     largest = tally.largest
     if tally.missing:

@@ -1,8 +1,18 @@
-"""Fault tests print their figures (faults survived, messages lost, duplicates) in the summary."""
+"""Fault tests print their figures (faults survived, inputs tried, messages lost, duplicates)
+in the summary."""
 
+from collections.abc import Generator
 from typing import Any
 
-from support.faults import print_figures
+import pytest
+from support.faults import figures_of, print_figures
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """A test's ``figure()`` lines are kept for it (a hook: hypothesis refuses fixtures)."""
+    with figures_of(item):
+        return (yield)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

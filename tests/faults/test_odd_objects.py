@@ -17,7 +17,7 @@ import pika.exceptions
 import pytest
 from click.testing import CliRunner
 from support.environments import drain, queue_depth
-from support.hostile import figure
+from support.faults import figure
 from support.snapshots import SNAPSHOT
 
 from factflow_replay_dagster.cli import cli

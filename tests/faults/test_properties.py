@@ -24,8 +24,8 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import example, given
 from hypothesis import strategies as st
+from support.faults import figure
 from support.hostile import (
-    figure,
     hostile_ids,
     hostile_text,
     opened_files,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
-from support.hostile import figure
+from support.faults import figure
 from support.snapshots import SNAPSHOT
 from support.worlds import World, small_news
 

@@ -3,6 +3,7 @@ the queue, and the figures each test prints (also under xdist, in the run's summ
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -143,8 +144,33 @@ def new_replay(store: ExecutionStore, known: set[str], *, confirmed: int) -> Rep
 
 def record_figures(request: pytest.FixtureRequest, title: str, **figures: object) -> str:
     """Print the figures of a fault test and keep them for the run's summary."""
+    return _keep(request.node, title, figures)
+
+
+#: The tests running now (tests/faults/conftest.py keeps it): whom :func:`figure` reports for.
+_running: list[pytest.Item] = []
+
+
+@contextlib.contextmanager
+def figures_of(item: pytest.Item) -> Iterator[None]:
+    """While ``item`` runs, :func:`figure` keeps its lines for it."""
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.remove(item)
+
+
+def figure(title: str, **figures: object) -> str:
+    """:func:`record_figures` for the running test, from a helper that has no ``request``."""
+    if not _running:
+        raise RuntimeError("figure() outside a fault test (see tests/faults/conftest.py)")
+    return _keep(_running[-1], title, figures)
+
+
+def _keep(node: pytest.Item, title: str, figures: dict[str, object]) -> str:
     line = f"{title}: " + ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in figures.items())
-    request.node.user_properties.append((FIGURES, line))
+    node.user_properties.append((FIGURES, line))
     print(line)
     return line
 

@@ -151,9 +151,3 @@ def opened_files() -> OpenedFiles:
     recorder = OpenedFiles()
     sys.addaudithook(recorder.hook)
     return recorder
-
-
-def figure(test: str, **counts: object) -> None:
-    """Print one line of a test's figures (``pytest -s`` or ``-rP`` shows it)."""
-    shown = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in counts.items())
-    print(f"FIGURE {test}: {shown}")

@@ -82,15 +82,18 @@ class SeaweedFSServer:
     """``weed server`` (master, volume, filer, S3) in ``base_dir``, reachable over S3.
 
     SeaweedFS started without an S3 identity config accepts any key pair (and checks no
-    signature), so :attr:`access_key` and :attr:`secret_key` are fixed placeholders; with
-    ``require_keys`` they are the only pair it accepts. Several servers can run
-    at once: every port (and its gRPC twin) is picked free, and the Iceberg and Lance
-    gateways, which otherwise bind fixed ports, are switched off.
+    signature), so :attr:`access_key` and :attr:`secret_key` are placeholders; with
+    ``require_keys`` they are the only pair it accepts (``secret_key`` chooses the secret).
+    Several servers can run at once: every port (and its gRPC twin) is picked free, and the
+    Iceberg and Lance gateways, which otherwise bind fixed ports, are switched off.
     """
 
-    def __init__(self, base_dir: Path, *, require_keys: bool = False) -> None:
+    def __init__(
+        self, base_dir: Path, *, require_keys: bool = False, secret_key: str | None = None
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.require_keys = require_keys
+        self._secret_key = secret_key or "factflow-test-secret"
         self.s3_port = 0
         self._ports: list[int] = []
         self._process: ServerProcess | None = None
@@ -109,7 +112,7 @@ class SeaweedFSServer:
 
     @property
     def secret_key(self) -> str:
-        return "factflow-test-secret"
+        return self._secret_key
 
     @property
     def region_name(self) -> str:
