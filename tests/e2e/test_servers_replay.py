@@ -13,6 +13,7 @@ import dagster as dg
 import pika
 import pytest
 from support.environments import drain, queue_depth, reset_queues, server_env
+from support.servers.fixtures import serving
 from support.servers.rabbitmq import RabbitMQServer
 from support.worlds import World, news_world
 
@@ -122,12 +123,7 @@ def test_cancel_then_resume_delivers_each_artefact_exactly_once(world: World, br
 
 @pytest.fixture(scope="module")
 def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
-    server = RabbitMQServer(tmp_path_factory.mktemp("private-rabbitmq"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(RabbitMQServer(tmp_path_factory.mktemp("private-rabbitmq")))
 
 
 def test_a_broker_restarted_mid_replay_completes_with_only_unconfirmed_resent(

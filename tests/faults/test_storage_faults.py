@@ -32,6 +32,7 @@ from support.faults import (
     stored_parent,
     wait_for,
 )
+from support.servers.fixtures import serving
 from support.servers.postgres import PostgresServer
 from support.servers.rabbitmq import RabbitMQServer
 from support.servers.seaweedfs import SeaweedFSServer
@@ -62,23 +63,13 @@ STALE_SECONDS = 3.0  # FACTFLOW_REPLAY_STALE_SECONDS
 @pytest.fixture(scope="module")
 def own_seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFSServer]:
     """A SeaweedFS of this module's own: the session's is not ours to stop."""
-    server = SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs-faults"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs-faults")))
 
 
 @pytest.fixture(scope="module")
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A PostgreSQL of this module's own: the session's is not ours to stop."""
-    server = PostgresServer(tmp_path_factory.mktemp("postgres-faults"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(PostgresServer(tmp_path_factory.mktemp("postgres-faults")))
 
 
 def environment(

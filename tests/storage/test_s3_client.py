@@ -24,6 +24,7 @@ from support.s3_cases import (
     ok,
     stub_config,
 )
+from support.servers.fixtures import serving
 from support.servers.seaweedfs import SeaweedFSServer
 
 from factflow_replay_dagster.connect import open_artefact_store
@@ -129,12 +130,8 @@ def test_explicit_keys_and_endpoint_ignore_a_conflicting_environment(
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFSServer]:
     """SeaweedFS that accepts one key pair only, and checks every signature."""
-    server = SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs-keys"), require_keys=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    folder = tmp_path_factory.mktemp("seaweedfs-keys")
+    yield from serving(SeaweedFSServer(folder, require_keys=True))
 
 
 @pytest.mark.s3

@@ -25,8 +25,9 @@ class _Startable(Protocol):
 _Server = TypeVar("_Server", bound=_Startable)
 
 
-def _serving(server: _Server) -> Iterator[_Server]:
-    """Start ``server`` for the session and stop it at the end, whatever happened."""
+def serving(server: _Server) -> Iterator[_Server]:
+    """Start ``server``, yield it, stop it whatever happened: a fixture's body is
+    ``yield from serving(Server(...))``."""
     server.start()
     try:
         yield server
@@ -39,7 +40,7 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
     """A private RabbitMQ node for the whole session (``.url`` is an ``amqp://`` URL)."""
     from .rabbitmq import RabbitMQServer
 
-    yield from _serving(RabbitMQServer(tmp_path_factory.mktemp("rabbitmq")))
+    yield from serving(RabbitMQServer(tmp_path_factory.mktemp("rabbitmq")))
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +48,7 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
     """A SeaweedFS server with its S3 gateway (``.endpoint_url``) for the whole session."""
     from .seaweedfs import SeaweedFSServer
 
-    yield from _serving(SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs")))
+    yield from serving(SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs")))
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +56,4 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     """A private PostgreSQL cluster for the whole session (``.url(db)`` gives SQLAlchemy URLs)."""
     from .postgres import PostgresServer
 
-    yield from _serving(PostgresServer(tmp_path_factory.mktemp("postgres")))
+    yield from serving(PostgresServer(tmp_path_factory.mktemp("postgres")))
