@@ -114,11 +114,12 @@ def cli(ctx: click.Context, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    if verbose < 2:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # pika reports each failed connection attempt at ERROR; ours retry and then say it
-        # once, clearly (BrokerConnectionError), so its own lines are only for -vv.
-        logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # Set either way: an earlier invocation in the same process may have quietened them.
+    debug = verbose >= 2
+    logging.getLogger("alembic").setLevel(logging.NOTSET if debug else logging.WARNING)
+    # pika reports each failed connection attempt at ERROR; ours retry and then say it
+    # once, clearly (BrokerConnectionError), so its own lines are only for -vv.
+    logging.getLogger("pika").setLevel(logging.NOTSET if debug else logging.CRITICAL)
 
 
 def main() -> None:
