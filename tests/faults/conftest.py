@@ -1,11 +1,10 @@
-"""Fault tests print their figures (faults survived, inputs tried, messages lost, duplicates)
-in the summary."""
+"""Fault tests keep their figures (faults survived, inputs tried, messages lost, duplicates)
+for the run's summary, which tests/conftest.py prints."""
 
 from collections.abc import Generator
-from typing import Any
 
 import pytest
-from support.faults import figures_of, print_figures
+from support.faults import figures_of
 
 
 @pytest.hookimpl(wrapper=True)
@@ -13,7 +12,3 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A test's ``figure()`` lines are kept for it (a hook: hypothesis refuses fixtures)."""
     with figures_of(item):
         return (yield)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    print_figures(terminalreporter)

@@ -251,7 +251,8 @@ def test_an_object_over_the_broker_limit_is_refused_in_the_plan(
     assert queue_depth(small_broker_limit, QUEUE) == 0
     with connect(Settings.from_env(env)) as components:
         assert components.executions.list_replays(source_execution_id=parent) == []
-    figure("object over the broker's limit", objects=3, refused_in_plan=1, published=0)
+    store = "S3" if env.get("FACTFLOW_STORAGE_URL", "").startswith("s3://") else "folder"
+    figure(f"object over the broker's limit ({store})", objects=3, refused_in_plan=1, published=0)
 
 
 def test_a_key_too_long_to_read_back_is_refused_in_the_plan(
