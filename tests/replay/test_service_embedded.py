@@ -196,8 +196,8 @@ def test_a_missing_queue_fails_before_anything_is_published(
     assert len(executions.list_replays()) == before
 
 
-def test_a_lost_artefact_fails_the_plan(world: World, queue: EmbeddedQueue, tmp_path: Path) -> None:
-    # A copy of the parent's parse artefacts with one deleted, in a store of its own.
+def service_missing_one_artefact(world: World, tmp_path: Path) -> DetachedReplayService:
+    """A service whose store is a copy of the parent's parse artefacts without news-0100."""
     store = LocalArtefactStore(tmp_path / "copy")
     prefix = stage_prefix(world.parent.id, "ingest", "parse")
     for info in world.components.artefacts.list(prefix):
@@ -205,6 +205,11 @@ def test_a_lost_artefact_fails_the_plan(world: World, queue: EmbeddedQueue, tmp_
             store.write(info.key, world.components.artefacts.read(info.key))
     service = world.service()
     service.artefacts = store
+    return service
+
+
+def test_a_lost_artefact_fails_the_plan(world: World, queue: EmbeddedQueue, tmp_path: Path) -> None:
+    service = service_missing_one_artefact(world, tmp_path)
     with pytest.raises(IncompleteArtefactsError, match=r"recorded 240 .* holds 239 of them"):
         service.run(ReplayRequest.parse(world.good_request()))
     assert queue.depth("news.enrich") == 0
@@ -218,13 +223,7 @@ def test_a_lost_artefact_fails_any_selection_that_holds_it(
 ) -> None:
     """The stage's manifest (the keys it recorded storing) makes completeness exact for a
     filtered replay too, not only for the whole stage."""
-    store = LocalArtefactStore(tmp_path / "copy")
-    prefix = stage_prefix(world.parent.id, "ingest", "parse")
-    for info in world.components.artefacts.list(prefix):
-        if not info.key.endswith("news-0100.json"):
-            store.write(info.key, world.components.artefacts.read(info.key))
-    service = world.service()
-    service.artefacts = store
+    service = service_missing_one_artefact(world, tmp_path)
     request = ReplayRequest.parse(world.good_request(**selection))
     with pytest.raises(IncompleteArtefactsError, match=r"1 missing \(the first: .*news-0100") as e:
         service.plan(request)

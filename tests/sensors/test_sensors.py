@@ -208,21 +208,7 @@ def test_replay_failure_sensor_marks_a_crashed_replay_and_its_child_failed(
         )
         assert not result.success
         # What a process killed mid-replay leaves behind: a RUNNING replay of that run.
-        store.create_replay(
-            "replay-x",
-            source_execution_id="parent",
-            source_route="ingest",
-            from_stage="parse",
-            to_route="enrich",
-            queue="news.enrich",
-            request={},
-            total=10,
-            bytes_total=10,
-            first_key="a",
-            last_key="b",
-            child_execution_id="child-x",
-            dagster_run_id=result.run_id,
-        )
+        record_replay(store, "replay-x", child="child-x", dagster_run_id=result.run_id)
         store.create_execution("child-x", snapshot, parent_id="parent", origin="replay")
         store.set_replay_state("replay-x", ReplayState.RUNNING)
         context = dg.build_run_status_sensor_context(
@@ -261,21 +247,7 @@ def test_stale_replay_sensor_closes_a_replay_whose_process_died(defs, resources,
             ),
         )
         assert instance.get_run_by_id(run.run_id).status is dg.DagsterRunStatus.STARTED
-        store.create_replay(
-            "replay-y",
-            source_execution_id="parent",
-            source_route="ingest",
-            from_stage="parse",
-            to_route="enrich",
-            queue="news.enrich",
-            request={},
-            total=10,
-            bytes_total=10,
-            first_key="a",
-            last_key="b",
-            child_execution_id="child-y",
-            dagster_run_id=run.run_id,
-        )
+        record_replay(store, "replay-y", child="child-y", dagster_run_id=run.run_id)
         store.set_replay_state("replay-y", ReplayState.RUNNING, owner="host pid 1")
         context = dg.build_sensor_context(instance=instance, resources=resources)
         alive = sensor(context)
@@ -296,3 +268,24 @@ def test_stale_replay_sensor_closes_a_replay_whose_process_died(defs, resources,
         after = instance.get_run_by_id(run.run_id)
         assert after is not None
         assert after.status is dg.DagsterRunStatus.FAILURE
+
+
+def record_replay(
+    store: ExecutionStore, replay_id: str, *, child: str, dagster_run_id: str
+) -> None:
+    """A replay of ten of the parent's parse artefacts into enrich, made by ``dagster_run_id``."""
+    store.create_replay(
+        replay_id,
+        source_execution_id="parent",
+        source_route="ingest",
+        from_stage="parse",
+        to_route="enrich",
+        queue="news.enrich",
+        request={},
+        total=10,
+        bytes_total=10,
+        first_key="a",
+        last_key="b",
+        child_execution_id=child,
+        dagster_run_id=dagster_run_id,
+    )

@@ -41,25 +41,18 @@ def queue_depth(amqp_url: str, queue: str) -> int:
 
 def drain(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
     """Every message on ``queue`` (properties, body), acknowledged: an independent consumer."""
-    received = []
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        while True:
-            method, properties, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                return received
-            received.append((properties, body))
-            channel.basic_ack(method.delivery_tag)
-    finally:
-        connection.close()
+    return _get_all(amqp_url, queue, ack=True)
 
 
 def peek(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
     """Every message on ``queue`` (properties, body), left there: taken unacknowledged and
     requeued, in order, when the connection closes (they come back marked redelivered)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    return _get_all(amqp_url, queue, ack=False)
+
+
+def _get_all(amqp_url: str, queue: str, *, ack: bool) -> list[tuple[Any, bytes]]:
     received = []
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
         while True:
@@ -67,6 +60,8 @@ def peek(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
             if method is None:
                 return received
             received.append((properties, body))
+            if ack:
+                channel.basic_ack(method.delivery_tag)
     finally:
         connection.close()
 
